@@ -1,0 +1,31 @@
+# Two commands on a fresh machine: `make demo` (the whole pipeline on the embedded default) and
+# `make test` (the test suite). Both set up .venv first; set-up is skipped when pyproject is unchanged.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.aucues-installed
+OUT    ?= runs/demo
+
+.PHONY: setup demo test test-all clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (aucues needs Python 3.11)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m aucues.assets
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/aucues demo --out $(OUT)
+
+test: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-all: setup
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) .assets runs

@@ -1,0 +1,86 @@
+"""The one source of truth for preprocessing and labels (timm's pretrained cfg).
+
+Saved in checkpoints, written into ONNX metadata, read by the Triton models and by config.pbtxt
+generation; never re-typed elsewhere."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+
+from aucues.errors import AucuesError
+from aucues.labels import CLASS_NAMES
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How a face becomes the model's input, and what the outputs mean."""
+
+    image_size: int = 224
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    class_names: tuple[str, ...] = CLASS_NAMES
+    # layers (1..5, PAPER_FACTS §5 numbering) whose attention the deployed model returns
+    attention_layers: tuple[int, ...] = (1, 2, 3, 4, 5)
+    # AU codebook variant used for maps and evidence ("paper" or "reference")
+    codebook: str = "paper"
+    interpolation: str = "bilinear"
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.image_size < 16:
+            raise AucuesError(f"image_size must be >= 16, got {self.image_size}")
+        if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):
+            raise AucuesError("mean and std need three values each, std > 0")
+        if not self.class_names:
+            raise AucuesError("class_names is empty")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def normalize(self, image: np.ndarray) -> np.ndarray:
+        """RGB uint8 HxWx3 (already image_size) -> float32 3xHxW normalised."""
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise AucuesError(f"expected an RGB image HxWx3, got shape {image.shape}")
+        x = image.astype(np.float32) / 255.0
+        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+    def denormalize(self, chw: np.ndarray) -> np.ndarray:
+        """float32 3xHxW normalised -> RGB uint8 HxWx3."""
+        x = chw.transpose(1, 2, 0) * np.asarray(self.std, np.float32) + np.asarray(self.mean, np.float32)
+        return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for k in ("mean", "std", "class_names", "attention_layers"):
+            d[k] = list(d[k])
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PreprocessConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise AucuesError(f"unknown preprocessing keys: {', '.join(sorted(unknown))}")
+        kw = dict(d)
+        for k in ("mean", "std", "class_names", "attention_layers"):
+            if k in kw:
+                kw[k] = tuple(kw[k])
+        return cls(**kw)
+
+    @classmethod
+    def from_json(cls, text: str) -> "PreprocessConfig":
+        try:
+            return cls.from_dict(json.loads(text))
+        except (ValueError, TypeError) as e:
+            raise AucuesError(f"invalid preprocessing config: {e}") from None

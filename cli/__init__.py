@@ -1,0 +1,1 @@
+"""aucues command line: thin typer commands over the library stages."""

@@ -1,0 +1,52 @@
+"""The `aucues` console script. Each command group lives in its own module and registers itself
+here; heavy imports happen inside the commands so `aucues --help` stays fast."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="aucues",
+    help="Interpretable facial expression recognition guided by Action Unit cues: "
+    "landmarks, AU maps, train, evaluate, export, serve, predict, bench, demo.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Modules with a `register(app)` function; a module still missing is skipped so stages can land apart.
+COMMAND_MODULES = (
+    "cli.doctor", "cli.faces", "cli.aus", "cli.data", "cli.train_cmd", "cli.evaluate_cmd",
+    "cli.export_cmd", "cli.serve_cmd", "cli.bench_cmd", "cli.demo_cmd",
+)
+
+for _name in COMMAND_MODULES:
+    try:
+        _mod = importlib.import_module(_name)
+    except ModuleNotFoundError as _e:
+        if _e.name != _name:
+            raise
+        continue
+    _mod.register(app)
+
+
+def main() -> None:
+    """Entry point: user errors become one line and a non-zero exit, never a traceback."""
+    from aucues.errors import AucuesError
+    from cli.common import err_console
+
+    try:
+        app()
+    except AucuesError as e:
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""Typed training configuration: dataclass defaults (the paper's recipe, PAPER_FACTS §9) <- YAML file
+<- CLI flags. The resolved config is saved as RUN_DIR/config.yaml beside the run's outputs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from aucues.errors import AucuesError
+
+DATASETS = ("rafdb", "affectnet", "folder", "synthetic")
+MAP_KINDS = ("class", "generic", "per_class", "landmarks")
+CODEBOOKS = ("paper", "reference")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on. Defaults are the paper's ResNet50 recipe (§9)."""
+
+    # data
+    data: str = ""                       # dataset root (or a CSV file for --dataset folder)
+    dataset: str = "rafdb"
+    num_classes: int = 7                 # 8 keeps AffectNet's Contempt
+    val_fraction: float = 0.1            # stratified hold-out of train for model selection
+    limit_train: int | None = None       # first N training samples (tests, smoke runs)
+    num_workers: int = 2
+    augment: bool = True                 # §9 train augmentation (off: eval transform for train too)
+    # model
+    backbone: str = "resnet50"
+    large_maps: bool = True              # §5: layer3/layer4 stride 1 (dilated)
+    weights: str | None = None           # local pretrained weights file (nothing downloads)
+    image_size: int = 224
+    # optimisation (§9)
+    epochs: int = 20
+    batch_size: int = 224                # global batch (split across DDP ranks)
+    lr: float = 0.002
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    lr_decay: float = 0.9                # lr = lr0 * lr_decay ** floor(epoch / lr_step)
+    lr_step: int = 4
+    min_lr: float = 1e-7
+    amp: bool = True                     # mixed precision; used on CUDA only
+    # AU alignment (§5)
+    au_loss: bool = True
+    au_layers: tuple[int, ...] = (5,)
+    au_lambda: float = 9.0
+    random_avg_p: float = 1.0
+    map_kind: str = "class"
+    codebook: str = "paper"
+    # run
+    out: str = "runs/train"
+    seed: int = 0
+    device: str = "auto"
+    resume: bool = False
+    stop_after_epoch: int | None = None  # stop (as if killed) once this epoch is saved: resume tests
+
+    def validate(self) -> "TrainConfig":
+        """Types coerced, ranges checked; raises a one-line AucuesError."""
+        def bad(key: str, why: str):
+            raise AucuesError(f"config: {key} {why} (got {getattr(self, key)!r})")
+
+        for f in fields(self):
+            _coerce(self, f.name, f.type)
+        if self.dataset not in DATASETS:
+            bad("dataset", f"must be one of {', '.join(DATASETS)}")
+        if self.num_classes not in (7, 8):
+            bad("num_classes", "must be 7 or 8")
+        if not 0.0 <= self.val_fraction < 1.0:
+            bad("val_fraction", "must be in [0, 1)")
+        if self.limit_train is not None and self.limit_train < 1:
+            bad("limit_train", "must be >= 1")
+        if self.num_workers < 0:
+            bad("num_workers", "must be >= 0")
+        if self.image_size < 32:
+            bad("image_size", "must be >= 32")
+        if self.epochs < 1:
+            bad("epochs", "must be >= 1")
+        if self.batch_size < 1:
+            bad("batch_size", "must be >= 1")
+        for k in ("lr", "lr_decay"):
+            if not getattr(self, k) > 0:
+                bad(k, "must be > 0")
+        for k in ("momentum", "weight_decay", "min_lr", "au_lambda"):
+            if getattr(self, k) < 0:
+                bad(k, "must be >= 0")
+        if self.lr_step < 1:
+            bad("lr_step", "must be >= 1")
+        if not self.au_layers or any(layer not in (1, 2, 3, 4, 5) for layer in self.au_layers):
+            bad("au_layers", "must be layers among 1..5")
+        if not 0.0 < self.random_avg_p <= 1.0:
+            bad("random_avg_p", "must be in (0, 1]")
+        if self.map_kind not in MAP_KINDS:
+            bad("map_kind", f"must be one of {', '.join(MAP_KINDS)}")
+        if self.map_kind == "per_class":
+            bad("map_kind", "per_class maps are not a training target (use class, generic or landmarks)")
+        if self.codebook not in CODEBOOKS:
+            bad("codebook", f"must be one of {', '.join(CODEBOOKS)}")
+        if self.device not in DEVICES:
+            bad("device", f"must be one of {', '.join(DEVICES)}")
+        if self.stop_after_epoch is not None and self.stop_after_epoch < 1:
+            bad("stop_after_epoch", "must be >= 1")
+        if not self.backbone:
+            bad("backbone", "must be a backbone name")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["au_layers"] = list(self.au_layers)
+        return d
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def save(self, path: str | Path) -> None:
+        from aucues.io import atomic_write_text
+
+        atomic_write_text(path, self.to_yaml())
+
+    def lr_at(self, epoch: int) -> float:
+        """The step schedule of §9 (epoch counts from 0)."""
+        return max(self.lr * self.lr_decay ** (epoch // self.lr_step), self.min_lr)
+
+
+_TYPES = {f.name: f.type for f in fields(TrainConfig)}
+
+
+def _coerce(cfg: TrainConfig, key: str, typ: str) -> None:
+    """YAML and CLI give strings/ints/lists; bring each value to its declared type or fail in one line."""
+    v = getattr(cfg, key)
+    optional = "None" in typ
+    if v is None:
+        if optional:
+            return
+        raise AucuesError(f"config: {key} must not be empty")
+    try:
+        if typ.startswith("bool"):
+            if isinstance(v, str):
+                low = v.strip().lower()
+                if low not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+                    raise ValueError
+                v = low in ("true", "yes", "1", "on")
+            elif not isinstance(v, (bool, int)) or v not in (0, 1, True, False):
+                raise ValueError
+            v = bool(v)
+        elif typ.startswith("int"):
+            if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
+                raise ValueError
+            v = int(v)
+        elif typ.startswith("float"):
+            if isinstance(v, bool):
+                raise ValueError
+            v = float(v)
+            if not math.isfinite(v):
+                raise ValueError
+        elif typ.startswith("tuple"):
+            if isinstance(v, str):
+                v = [s for s in v.replace(",", " ").split() if s]
+            elif isinstance(v, int) and not isinstance(v, bool):
+                v = [v]
+            v = tuple(int(x) for x in v)
+        elif typ.startswith("str"):
+            if not isinstance(v, (str, Path)):
+                raise ValueError
+            v = str(v)
+    except (TypeError, ValueError):
+        kind = typ.split(" ")[0].split("[")[0]
+        raise AucuesError(f"config: {key} must be {kind}, got {v!r}") from None
+    setattr(cfg, key, v)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """A config file -> dict of TrainConfig keys (unknown keys and bad YAML: one-line error)."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise AucuesError(f"config file {p} not found")
+    try:
+        d = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        line = getattr(getattr(e, "problem_mark", None), "line", None)
+        where = f" (line {line + 1})" if line is not None else ""
+        raise AucuesError(f"config file {p}: invalid YAML{where}") from None
+    if not isinstance(d, dict):
+        raise AucuesError(f"config file {p}: expected a mapping of keys to values")
+    check_keys(d, f"config file {p}")
+    return d
+
+
+def check_keys(d: dict, where: str) -> None:
+    unknown = sorted(set(d) - set(_TYPES))
+    if unknown:
+        import difflib
+
+        hints = []
+        for k in unknown:
+            close = difflib.get_close_matches(str(k), list(_TYPES), n=1)
+            hints.append(f"{k} (did you mean {close[0]}?)" if close else str(k))
+        raise AucuesError(f"{where}: unknown key(s): {', '.join(hints)}")
+
+
+def resolve_config(file: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                   base: TrainConfig | None = None) -> TrainConfig:
+    """Dataclass defaults <- YAML file <- overrides (CLI flags; None values mean 'not given')."""
+    d = (base or TrainConfig()).to_dict()
+    if file:
+        d.update(load_yaml(file))
+    over = {k: v for k, v in (overrides or {}).items() if v is not None}
+    check_keys(over, "options")
+    d.update(over)
+    return TrainConfig(**d).validate()
+
+
+def config_from_dict(d: dict[str, Any]) -> TrainConfig:
+    check_keys(d, "config")
+    return TrainConfig(**d).validate()
+
+
+__all__ = ["TrainConfig", "resolve_config", "load_yaml", "config_from_dict", "DATASETS", "MAP_KINDS"]
+_ = field  # dataclasses.field kept for future list-valued options
