@@ -7,6 +7,7 @@ and are scaled by w/224 (x) and h/224 (y), fixed pixel values included."""
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -140,35 +141,34 @@ def au_ellipses(points68, au: int, size: int) -> list[Ellipse]:
 
 
 @lru_cache(maxsize=8)
-def _grid(size: int) -> np.ndarray:
-    """Pixel-centre coordinates 0..size-1 (precomputed once per crop size)."""
-    c = np.arange(size, dtype=np.float64)
+def _grid(n: int) -> np.ndarray:
+    """Pixel-centre coordinates 0..n-1 (precomputed once per size)."""
+    c = np.arange(n, dtype=np.float64)
     c.flags.writeable = False
     return c
 
 
-def _draw(mask: np.ndarray, ellipses: list[Ellipse]) -> bool:
-    """Fill `ellipses` into the bool `mask` (H, W), each evaluated only over its bounding box.
-    Returns whether any pixel was set (False: the region lies wholly outside the crop)."""
+def _draw(mask: np.ndarray, ellipses, ox: int = 0, oy: int = 0) -> bool:
+    """Fill `ellipses` (crop coordinates) into the bool `mask`, a window of the crop whose top-left
+    pixel is (ox, oy); each ellipse is evaluated only over its bounding box. Returns whether any
+    pixel was set (False: the region lies wholly outside the window)."""
     h, w = mask.shape
     gx, gy = _grid(w), _grid(h)
-    hit = False
     for cx, cy, ax, ay in ellipses:
-        x0, x1 = max(int(np.floor(cx - ax)), 0), min(int(np.ceil(cx + ax)) + 1, w)
-        y0, y1 = max(int(np.floor(cy - ay)), 0), min(int(np.ceil(cy + ay)) + 1, h)
+        cx, cy = cx - ox, cy - oy
+        x0, x1 = max(math.floor(cx - ax), 0), min(math.ceil(cx + ax) + 1, w)
+        y0, y1 = max(math.floor(cy - ay), 0), min(math.ceil(cy + ay) + 1, h)
         if x0 >= x1 or y0 >= y1:
             continue
-        dx = ((gx[x0:x1] - cx) / ax) ** 2
-        dy = ((gy[y0:y1] - cy) / ay) ** 2
-        inside = (dy[:, None] + dx[None, :]) <= 1.0
+        dx = ((gx[x0:x1] - cx) * (1.0 / ax)) ** 2
+        dy = ((gy[y0:y1] - cy) * (1.0 / ay)) ** 2
+        inside = np.add.outer(dy, dx) <= 1.0
         # a thin ellipse may pass between pixel centres: keep at least the centre pixel
-        ci, cj = int(round(cy)), int(round(cx))
+        ci, cj = math.floor(cy + 0.5), math.floor(cx + 0.5)
         if y0 <= ci < y1 and x0 <= cj < x1:
             inside[ci - y0, cj - x0] = True
-        if inside.any():
-            mask[y0:y1, x0:x1] |= inside
-            hit = True
-    return hit
+        mask[y0:y1, x0:x1] |= inside
+    return bool(mask.any())
 
 
 def au_region_masks(points68, label: int, size: int, variant: str = "paper") -> dict[int, np.ndarray]:
@@ -190,43 +190,90 @@ def au_region_masks(points68, label: int, size: int, variant: str = "paper") -> 
 # ---------------------------------------------------------------------------------------------------
 # Heatmaps (PAPER_FACTS §4)
 
-def _smoothed(p: np.ndarray, aus, size: int) -> dict[int, np.ndarray | None]:
-    """AU -> its smoothed single-AU map (size, size) float32, or None when wholly outside (§4.1-2).
-    AUs sharing one region (23/24/26/27, 12/15, 7/43) are drawn and smoothed once: same map."""
+# A smoothed single-AU map as (y0, x0, values): `values` placed at (y0, x0) in a crop that is
+# BACKGROUND everywhere else (a full-crop map is (0, 0, map)).
+Patch = tuple[int, int, np.ndarray]
+
+
+def _smooth_literal(ells, size: int) -> Patch | None:
+    """§4.1-2 as written: draw the AU on its own full map (1 inside, 1e-4 outside), resize to 28x28
+    (area averaging, so small regions such as the eyes are never missed by point sampling), 3x3 box
+    blur, bilinear resize back. None when the region lies wholly outside the crop (skipped)."""
     import cv2
 
-    by_region: dict[tuple, np.ndarray | None] = {}
-    out: dict[int, np.ndarray | None] = {}
+    mask = np.zeros((size, size), dtype=bool)
+    if not _draw(mask, ells):
+        return None
+    m = np.where(mask, np.float32(1.0), np.float32(BACKGROUND))
+    small = cv2.blur(cv2.resize(m, (SMOOTH_SIZE, SMOOTH_SIZE), interpolation=cv2.INTER_AREA), (3, 3))
+    return 0, 0, cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def _smooth_fast(ells, size: int) -> Patch | None:
+    """The same result as _smooth_literal (to float rounding) when size is a multiple of 28, computed
+    only near the region: with an integer factor f = size/28 the area resize is a mean over f x f
+    blocks, and the blurred map differs from the background only one cell around the region, so the
+    bilinear resize back is needed only on those cells plus one more (where it interpolates towards
+    the background); cv2's edge clamping on the cut-out then sees background, as on the full map."""
+    import cv2
+
+    f = size // SMOOTH_SIZE
+    px0 = max(math.floor(min(e[0] - e[2] for e in ells)), 0)
+    px1 = min(math.ceil(max(e[0] + e[2] for e in ells)) + 1, size)
+    py0 = max(math.floor(min(e[1] - e[3] for e in ells)), 0)
+    py1 = min(math.ceil(max(e[1] + e[3] for e in ells)) + 1, size)
+    if px0 >= px1 or py0 >= py1:
+        return None
+    c0, c1, r0, r1 = px0 // f, -(-px1 // f), py0 // f, -(-py1 // f)
+    mask = np.zeros(((r1 - r0) * f, (c1 - c0) * f), dtype=bool)
+    if not _draw(mask, ells, c0 * f, r0 * f):
+        return None
+    m = np.where(mask, np.float32(1.0), np.float32(BACKGROUND))  # §4.1 on the window only
+    small = np.full((SMOOTH_SIZE, SMOOTH_SIZE), BACKGROUND, np.float32)
+    small[r0:r1, c0:c1] = cv2.resize(m, (c1 - c0, r1 - r0), interpolation=cv2.INTER_AREA)  # f x f means
+    small = cv2.blur(small, (3, 3))
+    R0, R1 = max(r0 - 2, 0), min(r1 + 2, SMOOTH_SIZE)
+    C0, C1 = max(c0 - 2, 0), min(c1 + 2, SMOOTH_SIZE)
+    up = cv2.resize(np.ascontiguousarray(small[R0:R1, C0:C1]), ((C1 - C0) * f, (R1 - R0) * f),
+                    interpolation=cv2.INTER_LINEAR)
+    return R0 * f, C0 * f, up
+
+
+def _smoothed(p: np.ndarray, aus, size: int) -> dict[int, Patch | None]:
+    """AU -> its smoothed map, or None when wholly outside (§4.2). AUs sharing one region
+    (23/24/26/27, 12/15, 7/43) are drawn and smoothed once."""
+    smooth = _smooth_fast if size % SMOOTH_SIZE == 0 else _smooth_literal
+    by_region: dict[tuple, Patch | None] = {}
+    out: dict[int, Patch | None] = {}
     for au in aus:
         ells = tuple(_ellipses(p, au, float(size), float(size)))
         if ells not in by_region:
-            mask = np.zeros((size, size), dtype=bool)
-            if not _draw(mask, list(ells)):
-                by_region[ells] = None  # §4.2: an AU wholly outside the image is skipped
-            else:
-                m = np.where(mask, np.float32(1.0), np.float32(BACKGROUND))  # §4.1: 1 in, 1e-4 out
-                # §4.2: resize to 28x28 (area averaging, so small regions such as eyes are never
-                # missed by point sampling), 3x3 box blur, bilinear resize back.
-                small = cv2.resize(m, (SMOOTH_SIZE, SMOOTH_SIZE), interpolation=cv2.INTER_AREA)
-                small = cv2.blur(small, (3, 3))
-                by_region[ells] = cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
+            by_region[ells] = smooth(ells, size)
         out[au] = by_region[ells]
     return out
 
 
-def _normalise(maps: list[np.ndarray], size: int) -> tuple[np.ndarray, bool]:
-    """§4.3: pixelwise max, then min-max to [0, 1]; invalid (zeros) when nothing was drawn or flat."""
-    if not maps:
+def _normalise(patches: list[Patch], size: int) -> tuple[np.ndarray, bool]:
+    """§4.3: pixelwise max over the AUs, then min-max to [0, 1]; invalid (zeros) when no AU was drawn
+    (§4.4) or the result is flat (a region covering the whole crop carries no spatial cue)."""
+    if not patches:
         return np.zeros((size, size), np.float32), False
-    m = maps[0].copy() if len(maps) == 1 else np.maximum.reduce(maps)
+    m = np.full((size, size), BACKGROUND, np.float32)
+    for y0, x0, v in {id(q): q for q in patches}.values():
+        win = m[y0:y0 + v.shape[0], x0:x0 + v.shape[1]]
+        np.maximum(win, v, out=win)
+    return _minmax(m)
+
+
+def _minmax(m: np.ndarray) -> tuple[np.ndarray, bool]:
     lo, hi = float(m.min()), float(m.max())
-    if not hi - lo > 1e-12:  # a region covering the whole crop carries no spatial cue
-        return np.zeros((size, size), np.float32), False
-    m -= lo
+    if not hi - lo > 1e-12:
+        return np.zeros_like(m, dtype=np.float32), False
+    m -= np.float32(lo)
     m *= np.float32(1.0 / (hi - lo))
     np.clip(m, 0.0, 1.0, out=m)
     m.flat[int(m.argmax())] = 1.0  # exactly 1 despite float rounding
-    return m.astype(np.float32, copy=False), True
+    return m, True
 
 
 def _landmark_map(p: np.ndarray, size: int, jaw: bool) -> tuple[np.ndarray, bool]:
@@ -250,7 +297,7 @@ def _landmark_map(p: np.ndarray, size: int, jaw: bool) -> tuple[np.ndarray, bool
     if not hit:
         return np.zeros((size, size), np.float32), False
     d2 *= np.float32(-0.5)
-    return _normalise([np.exp(d2)], size)
+    return _minmax(np.exp(d2))
 
 
 def au_map(points68, label: int, size: int, kind: str = "class", variant: str = "paper",

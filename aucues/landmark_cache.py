@@ -82,7 +82,10 @@ class LandmarkCache:
         return self._items.keys()
 
     def save(self) -> None:
-        atomic_write_json(self.path, {"format": FORMAT, "items": self._items})
+        try:
+            atomic_write_json(self.path, {"format": FORMAT, "items": self._items})
+        except OSError as e:  # the old file, if any, is left intact by the atomic write
+            raise AucuesError(f"{self.path}: cannot write the landmark cache ({e.strerror or e})") from None
 
 
 def list_images(root, extensions=IMAGE_EXTENSIONS, pattern: str | None = None) -> list[str]:
@@ -129,7 +132,7 @@ def landmark_dataset(root, cache_path, extensions=IMAGE_EXTENSIONS, pattern: str
                     faces = lm.detect(read_image(root / key))
                     face = faces[0] if faces else None
                     summary["missing" if face is None else "faces"] += 1
-                except AucuesError as e:  # undecodable, too large, too small: recorded as missing
+                except (AucuesError, RuntimeError) as e:  # undecodable, too large/small, graph error
                     summary["errors"] += 1
                     if len(summary["error_examples"]) < 10:
                         summary["error_examples"].append(str(e))

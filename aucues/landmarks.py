@@ -18,6 +18,10 @@ The MediaPipe graphs are built once per FaceLandmarker and reused; mediapipe is 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +50,38 @@ TILE_MIN = 512        # smallest detection tile (px); tiles double up to the ima
 MESH_CROP = 384       # side of the square crop face mesh sees (px)
 CROP_SCALES = (2.0, 1.5)  # crop side / detection-box side; the tighter one is a retry
 MERGE_IOU = 0.3       # detections (and final faces) overlapping more than this are one face
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _native_stderr_muted(active: bool = True):
+    """Silence native (C++) writes to fd 2 for a moment.
+
+    MediaPipe's graphs print TFLite/absl start-up chatter ("Created TensorFlow Lite XNNPACK delegate",
+    "Feedback manager requires ...", "Using NORM_RECT without IMAGE_DIMENSIONS ...") straight to fd 2
+    while they are built and on their first face. Users would see it around the CLI's one-line
+    errors, so it is muted until the first face; AUCUES_MEDIAPIPE_LOGS=1 shows it.
+    """
+    if not active or os.environ.get("AUCUES_MEDIAPIPE_LOGS") == "1":
+        yield
+        return
+    with _STDERR_LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):  # no real fd 2 (embedded/odd hosts): nothing to mute
+            yield
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
 
 
 @dataclass
@@ -113,6 +149,20 @@ class FaceLandmarker:
             raise AucuesError(f"mediapipe is not installed ({e}); run `make setup`") from None
         self.max_faces = int(max_faces)
         self.min_detection_score = float(min_detection_score)
+        if self.max_faces < 1 or not 0.0 <= self.min_detection_score <= 1.0:
+            raise AucuesError(f"max_faces must be >= 1 and min_detection_score in [0, 1], "
+                              f"got {max_faces} and {min_detection_score}")
+        self._muted = True  # until the first face: see _native_stderr_muted
+        with _native_stderr_muted():
+            self._build(mp)
+            # Graph start opens the TFLite interpreters on worker threads, which log after __init__
+            # would return; one process() call on a blank image waits until every calculator is open.
+            blank = np.zeros((64, 64, 3), np.uint8)
+            for graph in (self._detector, self._near_detector, self._mesh):
+                graph.process(blank)
+        self._closed = False
+
+    def _build(self, mp) -> None:
         fd = mp.solutions.face_detection.FaceDetection
         # model_selection=1: full-range model, finds small faces (on tiles); it misses faces that fill
         # the frame (an aligned crop), which the short-range model (0) finds: both run on the image.
@@ -121,7 +171,6 @@ class FaceLandmarker:
         # Up to 3 mesh faces per crop so that a neighbour's face cannot hide the one we want.
         self._mesh = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=True, max_num_faces=3, refine_landmarks=False, min_detection_confidence=0.5)
-        self._closed = False
 
     # -- detection -------------------------------------------------------------------------------
     def _detect_boxes(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
@@ -181,10 +230,13 @@ class FaceLandmarker:
             raise AucuesError("FaceLandmarker is closed")
         image = _check_image(image_rgb)
         faces: list[Face] = []
-        for box, score in self._detect_boxes(image):
-            pts = self._mesh_points(image, box)
-            if pts is not None and np.isfinite(pts).all():
-                faces.append(Face(box=box.astype(np.float32), points=pts, score=score))
+        with _native_stderr_muted(self._muted):
+            for box, score in self._detect_boxes(image):
+                pts = self._mesh_points(image, box)
+                if pts is not None and np.isfinite(pts).all():
+                    faces.append(Face(box=box.astype(np.float32), points=pts, score=score))
+        if faces:
+            self._muted = False
         # Two detections may land on one face (a tile and the full image disagreeing): keep one.
         lm_boxes = [np.r_[f.points.min(0), f.points.max(0)] for f in faces]
         faces = [faces[i] for i in _merge(lm_boxes, [f.score for f in faces])]
