@@ -55,3 +55,13 @@ def cli():
         return result.exit_code, out
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory):
+    """A small synthetic AU benchmark in RAF-DB layout (4 per class, 64 px), built once per session."""
+    from aucues.synth import synthesize
+
+    root = tmp_path_factory.mktemp("synth")
+    synthesize(root, per_class=4, seed=0, image_size=64, progress=False)
+    return root

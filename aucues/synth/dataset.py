@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import numpy as np
 
 from aucues.codebook import VARIANTS
 from aucues.errors import AucuesError
-from aucues.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from aucues.io import atomic_write_json, atomic_write_text
 from aucues.labels import CLASS_NAMES, INDEX_TO_RAFDB, NUM_CLASSES
 from aucues.landmark_cache import LandmarkCache
 from aucues.landmarks import Face
@@ -44,6 +46,21 @@ def is_synth_output(out_dir) -> bool:
         return json.loads(meta.read_text(encoding="utf-8")).get("format") == META_FORMAT
     except (OSError, ValueError, AttributeError):
         return False
+
+
+def _write_image_file(path: Path, data: bytes) -> None:
+    """Atomic for readers (temp file + rename) but without a per-file fsync, which costs ~1-5 ms an
+    image on a busy disk: images are regenerable, and synth_meta.json (fsynced, written last with
+    "complete": true) is the marker of a finished dataset."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _check_share(name: str, v) -> float:
@@ -129,7 +146,7 @@ def synthesize(out_dir, per_class: int = 200, seed: int = 0, image_size: int = 1
         ok, enc = cv2.imencode(".jpg", cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:  # pragma: no cover - cv2 always encodes uint8 RGB
             raise AucuesError(f"{key}: cannot encode JPEG")
-        atomic_write_bytes(out / key, enc.tobytes())
+        _write_image_file(out / key, enc.tobytes())
         cache.set(key, Face(box=s.box, points=s.points, score=1.0))
         lines.append(f"{name} {INDEX_TO_RAFDB[spec['label']]}")
         d = s.distractor

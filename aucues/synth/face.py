@@ -190,7 +190,7 @@ class FaceGeometry:
         pts[17:22] = self.brow_r[::3]
         # 22 = left inner end ... 26 = left outer end (mirror of 21..17)
         pts[22:27] = (self.brow_r[::3][::-1]) * [-1, 1]
-        p, e = self.p, self.e
+        p = self.p
         pts[27:31] = np.stack([np.zeros(4), np.linspace(0.02, self.nose_tip, 4)], 1)
         nw = p["nose_w"]
         pts[31:36] = [[-nw, self.nose_base - 0.03], [-nw / 2, self.nose_base], [0, self.nose_base + 0.01],

@@ -221,11 +221,11 @@ def draw_distractor(img: np.ndarray, cls: int, cx: float, cy: float, r: float) -
 
 def background(size: int, rng: np.random.Generator) -> np.ndarray:
     """A linear two-colour gradient in a random direction."""
-    c0, c1 = rng.uniform(20, 235, 3), rng.uniform(20, 235, 3)
+    c0, c1 = rng.uniform(20, 235, 3).astype(np.float32), rng.uniform(20, 235, 3).astype(np.float32)
     a = rng.uniform(0, 2 * np.pi)
-    g = np.linspace(-0.5, 0.5, size)
-    t = np.clip(0.5 + np.cos(a) * g[None, :] + np.sin(a) * g[:, None], 0, 1)[..., None]
-    return (c0 * (1 - t) + c1 * t).astype(np.uint8)
+    g = np.linspace(-0.5, 0.5, size, dtype=np.float32)
+    t = np.clip(0.5 + np.float32(np.cos(a)) * g[None, :] + np.float32(np.sin(a)) * g[:, None], 0, 1)[..., None]
+    return (c0 + (c1 - c0) * t).astype(np.uint8)
 
 
 def photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
