@@ -1,0 +1,20 @@
+"""Grad-CAM++ (Chattopadhyay et al. 2018), with the usual exponential-score closed form of the
+alphas (as in pytorch-grad-cam): alpha = g^2 / (2 g^2 + sum(A) g^3); weights = sum(alpha relu(g))."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from train.cams.base import BaseCAM, register_cam
+
+
+@register_cam("gradcampp")
+class GradCAMPlusPlus(BaseCAM):
+    def compute(self, activations: Tensor, grads: Tensor, out, classes: Tensor) -> Tensor:
+        g2, g3 = grads.pow(2), grads.pow(3)
+        sum_a = activations.sum(dim=(2, 3), keepdim=True)
+        alpha = g2 / (2 * g2 + sum_a * g3 + 1e-7)
+        alpha = torch.where(grads != 0, alpha, torch.zeros_like(alpha))
+        weights = (alpha * torch.relu(grads)).sum(dim=(2, 3), keepdim=True)
+        return torch.relu((weights * activations).sum(1))

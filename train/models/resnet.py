@@ -1,0 +1,99 @@
+"""torchvision ResNets with the CAM head and optional "large maps" (PAPER_FACTS §5).
+
+Large maps: layer3 and layer4 run with stride 1 and dilated 3x3 convolutions (DeepLab style), so a
+224 px input gives 28x28 maps at layers 3, 4 and 5. It is done by editing the convolutions after
+construction rather than with `replace_stride_with_dilation`, because torchvision's BasicBlock
+(resnet18/34) refuses dilation; for Bottleneck nets the two give the same network and the
+state_dict keeps torchvision's keys, so torchvision weights load unchanged.
+
+Layers: 1 = conv1+bn+relu, 2 = maxpool+layer1, 3 = layer2, 4 = layer3, 5 = layer4."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from aucues.errors import AucuesError
+from train.models.base import (FERModel, load_backbone_state, read_state_file,
+                               torchvision_imagenet_state)
+from train.models.registry import register_model
+
+
+def _dilate(stage: nn.Module, dilation: int) -> None:
+    """Turn a stride-2 stage into a stride-1 stage with the same receptive field."""
+    for m in stage.modules():
+        if not isinstance(m, nn.Conv2d):
+            continue
+        if m.stride == (2, 2):
+            m.stride = (1, 1)
+            if m.kernel_size == (3, 3):  # the block's own 3x3 keeps the previous dilation
+                m.dilation = (dilation // 2, dilation // 2)
+                m.padding = (dilation // 2, dilation // 2)
+        elif m.kernel_size == (3, 3):
+            m.dilation = (dilation, dilation)
+            m.padding = (dilation, dilation)
+
+
+def _out(size: int) -> int:
+    return (size - 1) // 2 + 1  # every stride-2 step here (k3/p1, k7/p3, k1/p0) rounds up
+
+
+class ResNetFER(FERModel):
+    def __init__(self, config, preprocess, arch: str):
+        super().__init__(config, preprocess)
+        import torchvision
+
+        net = getattr(torchvision.models, arch)(weights=None)
+        if config.large_maps:
+            _dilate(net.layer3, 2)
+            _dilate(net.layer4, 4)
+        width = net.fc.in_features
+        net.fc = nn.Identity()  # replaced by the CAM head; no parameters left under backbone.fc
+        self.backbone = net
+        self.head = nn.Linear(width, config.num_classes)
+        self._arch = arch
+        self._load_weights(config.weights)
+
+    def _load_weights(self, weights: str) -> None:
+        if weights == "random":
+            return
+        if weights == "imagenet":
+            state, source = torchvision_imagenet_state(self._arch), f"{self._arch} ImageNet weights"
+        else:
+            state, source = read_state_file(weights), weights
+        load_backbone_state(self.backbone, state, source, skip_prefixes=("fc.",))
+
+    def _stage(self, layer: int, h: Tensor) -> Tensor:
+        b = self.backbone
+        if layer == 1:
+            return b.relu(b.bn1(b.conv1(h)))
+        if layer == 2:
+            return b.layer1(b.maxpool(h))
+        return (b.layer2, b.layer3, b.layer4)[layer - 3](h)
+
+    def layer_module(self, layer: int) -> nn.Module:
+        b = self.backbone
+        # backbone.relu runs once per forward (blocks own their ReLUs), so its output is layer 1.
+        return {1: b.relu, 2: b.layer1, 3: b.layer2, 4: b.layer3, 5: b.layer4}[layer]
+
+    def layer_shapes(self, image_size) -> dict[int, tuple[int, int]]:
+        h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        if min(h, w) < 1:
+            raise AucuesError(f"bad image size {image_size!r}")
+        shapes = {}
+        for layer in range(1, 6):
+            if layer <= 3 or not self.config.large_maps:
+                h, w = _out(h), _out(w)
+            shapes[layer] = (h, w)
+        return shapes
+
+
+def _factory(arch: str):
+    def build(config, preprocess):
+        return ResNetFER(config, preprocess, arch)
+
+    build.__name__ = arch
+    return build
+
+
+for _arch in ("resnet18", "resnet34", "resnet50", "resnet101"):
+    register_model(_arch)(_factory(_arch))
