@@ -1,0 +1,142 @@
+"""The embedded default, end to end (issue: one command trains, explains, exports, serves and
+benchmarks on a fresh machine). Lives in cli/ because it is the one place that wires every stage:
+synthesize -> train CE-only and AU-guided -> evaluate both -> export -> Triton repository ->
+tritonserver -> predict (synthetic + real photos) -> serving benchmark -> report.
+
+Every artifact lands in one folder; finished steps are reused on a re-run (cli.demo_steps)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from aucues.errors import AucuesError
+
+
+@dataclass
+class DemoConfig:
+    out: str = "runs/demo"
+    train_config: str = "configs/demo.yaml"   # the small training recipe (a TrainConfig YAML)
+    per_class: int = 150                      # synthetic images per class (train + test)
+    image_size: int = 112                     # synthetic images are drawn at this size
+    seed: int = 0
+    serve: bool = True                        # start tritonserver, predict through it, benchmark it
+    bench_seconds: float = 8.0
+    bench_concurrency: tuple[int, ...] = (1, 4, 8)
+    max_predict_images: int = 12
+
+
+def _paths(out: Path) -> dict[str, Path]:
+    return {
+        "data": out / "data",
+        "ce": out / "train" / "ce_only",
+        "au": out / "train" / "au_guided",
+        "eval": out / "eval",
+        "onnx": out / "export" / "aucues.onnx",
+        "repo": out / "model_repository",
+        "pred": out / "predictions",
+        "bench": out / "bench",
+        "report": out / "report.md",
+    }
+
+
+def _train_config(cfg: DemoConfig, data: Path, run_dir: Path, au: bool):
+    from train.config import resolve_config
+
+    file = Path(cfg.train_config)
+    if not file.exists():
+        raise AucuesError(f"training recipe {file} not found")
+    return resolve_config(file, {"data": str(data), "dataset": "synthetic", "out": str(run_dir),
+                                 "au_loss": au, "seed": cfg.seed})
+
+
+def run_demo(cfg: DemoConfig, console) -> dict:
+    from cli.demo_steps import Step, StepRunner
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    p = _paths(out)
+    runner = StepRunner(out, console)
+    from aucues.io import atomic_write_text
+
+    atomic_write_text(out / "demo_config.json", json.dumps(asdict(cfg), indent=1))
+    recipe = Path(cfg.train_config).read_text() if Path(cfg.train_config).exists() else ""
+
+    def synth():
+        from aucues.synth import preview_grid, synthesize
+
+        s = synthesize(p["data"], per_class=cfg.per_class, seed=cfg.seed, image_size=cfg.image_size,
+                       force=True, progress=True)
+        preview_grid(p["data"], out / "figures" / "synthetic_samples.png", per_class=6)
+        return {k: s[k] for k in ("counts",) if k in s} or {"ok": True}
+
+    def train_run(au: bool):
+        def fn():
+            from train.trainer import train
+
+            r = train(_train_config(cfg, p["data"], p["au" if au else "ce"], au), progress=True)
+            return {"best_checkpoint": str(r.best_checkpoint), "best_epoch": r.best_epoch,
+                    "best_val_accuracy": r.best_val_accuracy}
+        return fn
+
+    def evaluate_run(which: str):
+        def fn():
+            from train.evaluate import evaluate
+
+            res = evaluate(p[which] / "best.pt", p["data"], "synthetic", split="test",
+                           plots_dir=p["eval"] / which, progress=True)
+            from aucues.io import atomic_write_json
+
+            atomic_write_json(p["eval"] / f"{which}.json", res)
+            return res
+        return fn
+
+    def export():
+        from export.config import ExportConfig
+        from export.onnx_export import export_onnx
+
+        rep = export_onnx(p["au"] / "best.pt", p["onnx"], ExportConfig())
+        if not rep.verified:
+            raise AucuesError(f"exported model failed verification: see {p['onnx']}.report.json")
+        return {"onnx": str(p["onnx"]), "verified": True}
+
+    def repository():
+        from serve.repository import build_repository
+
+        build_repository(p["repo"], onnx=p["onnx"], backend="python")
+        return {"repository": str(p["repo"])}
+
+    steps = [
+        Step("synth", "Synthesize the AU benchmark", synth,
+             {"per_class": cfg.per_class, "size": cfg.image_size, "seed": cfg.seed}, ("data/synth_meta.json",)),
+        Step("train_ce", "Train the CE-only model", train_run(False),
+             {"recipe": recipe, "seed": cfg.seed, "data": cfg.per_class}, ("train/ce_only/best.pt",)),
+        Step("train_au", "Train the AU-guided model (CE + AU alignment loss)", train_run(True),
+             {"recipe": recipe, "seed": cfg.seed, "data": cfg.per_class}, ("train/au_guided/best.pt",)),
+        Step("eval_ce", "Evaluate the CE-only model", evaluate_run("ce"),
+             {"recipe": recipe, "data": cfg.per_class}, ("eval/ce.json",)),
+        Step("eval_au", "Evaluate the AU-guided model", evaluate_run("au"),
+             {"recipe": recipe, "data": cfg.per_class}, ("eval/au.json",)),
+        Step("export", "Export the AU-guided model to verified ONNX", export,
+             {"recipe": recipe, "data": cfg.per_class}, ("export/aucues.onnx",)),
+        Step("repository", "Build the Triton model repository", repository,
+             {"recipe": recipe, "data": cfg.per_class}, ("model_repository/aucues/config.pbtxt",)),
+    ]
+    if cfg.serve:
+        from cli.demo_serving import serving_step
+
+        steps.append(Step("serve", "Serve with tritonserver: predict, overlays, serving benchmark",
+                          lambda: serving_step(cfg, p, console), {}, (), always=True))
+    total = len(steps) + 1
+    for i, step in enumerate(steps, 1):
+        runner.run(step, i, total)
+
+    from cli.demo_report import print_table, write_report
+
+    console.rule(f"[bold cyan][{total}/{total}][/] Report", align="left")
+    ce, au = runner.results["eval_ce"], runner.results["eval_au"]
+    print_table(ce, au, console)
+    write_report(p, ce, au, runner.results.get("serve"), runner.timings, cfg)
+    console.print(f"[green]✓[/] report: {p['report']}")
+    return {"report": str(p["report"]), "ce": ce, "au": au, "serve": runner.results.get("serve")}
