@@ -1,0 +1,385 @@
+"""`aucues bench serve`: the Triton ensemble end to end against the in-process pipeline.
+
+Closed-loop load: at concurrency C, C threads each own a client (or, in-process, a Pipeline with its
+own FaceLandmarker and one shared ONNX Runtime session, like the single classifier instance of the
+server) and send one real face photo's encoded bytes back to back for `duration` seconds. Latency
+percentiles per request, throughput = completed requests / wall time.
+
+Variants, same ONNX, same photo, same concurrency levels:
+    triton-dynamic   repository as `build_repository` writes it (classifier dynamic batching on)
+    triton-nobatch   the same repository with the classifier's dynamic_batching block removed
+    inprocess        serve.pipeline.Pipeline in worker threads
+With --url only the server at that URL is measured (and in-process too when an ONNX is given).
+Server-side queue / compute times per model come from Triton's statistics API, as deltas over each
+measured window."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from aucues.errors import AucuesError
+
+Progress = Callable[[str], None]
+STAT_PHASES = ("queue", "compute_input", "compute_infer", "compute_output")
+
+
+@dataclass
+class ServeBenchConfig:
+    concurrency: tuple[int, ...] = (1, 2, 4, 8)
+    duration: float = 10.0          # seconds of timed load per point
+    protocol: str = "http"
+    inprocess: bool = True
+    compare_batching: bool = True   # also a repository without classifier dynamic batching
+    max_batch: int = 32
+    max_queue_delay_us: int = 2000
+    server_timeout: float = 240.0
+
+    def __post_init__(self) -> None:
+        self.concurrency = tuple(sorted(set(int(c) for c in self.concurrency)))
+        if not self.concurrency or self.concurrency[0] < 1 or self.concurrency[-1] > 256:
+            raise AucuesError(f"concurrency levels must be in 1..256, got {list(self.concurrency)}")
+        if not self.duration > 0:
+            raise AucuesError(f"duration must be > 0 s, got {self.duration}")
+        if self.protocol not in ("http", "grpc"):
+            raise AucuesError(f"unknown protocol '{self.protocol}'; choose http or grpc")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Closed-loop load
+
+
+def load_test(make_worker: Callable[[int], Callable[[], object]], concurrency: int, duration: float,
+              on_ready: Callable[[], None] | None = None) -> dict:
+    """C threads; each builds its worker (untimed), makes one untimed call, then calls it back to back
+    until `duration` has passed. `on_ready` runs once every thread is warm, right before timing."""
+    ready, go = threading.Barrier(concurrency + 1), threading.Barrier(concurrency + 1)
+    lat: list[list[float]] = [[] for _ in range(concurrency)]
+    errors: list[str] = []
+    lock = threading.Lock()
+    state = {"deadline": 0.0}
+
+    def worker(i: int) -> None:
+        try:
+            call = make_worker(i)
+            call()
+        except Exception as e:  # noqa: BLE001 - reported, the others keep going
+            with lock:
+                errors.append(f"{type(e).__name__}: {e}"[:300])
+            call = None
+        ready.wait()
+        go.wait()
+        while call is not None and time.perf_counter() < state["deadline"]:
+            t0 = time.perf_counter()
+            try:
+                call()
+            except Exception as e:  # noqa: BLE001
+                with lock:
+                    errors.append(f"{type(e).__name__}: {e}"[:300])
+                continue
+            lat[i].append((time.perf_counter() - t0) * 1000.0)
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    ready.wait()
+    if on_ready:
+        on_ready()
+    start = time.perf_counter()
+    state["deadline"] = start + duration
+    go.wait()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    samples = [v for l in lat for v in l]
+    out = {"concurrency": concurrency, "requests": len(samples), "errors": len(errors),
+           "error_examples": sorted(set(errors))[:3], "wall_s": round(wall, 3),
+           "throughput_per_s": round(len(samples) / wall, 3) if wall > 0 else 0.0}
+    if samples:
+        out.update({f"p{q}_ms": round(float(np.percentile(samples, q)), 2) for q in (50, 90, 99)})
+        out["mean_ms"] = round(float(np.mean(samples)), 2)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Triton statistics
+
+
+def _num(v) -> float:
+    return float(v) if v not in (None, "") else 0.0
+
+
+def fetch_stats(url: str, protocol: str) -> dict[str, dict]:
+    """model -> {"requests", "executions", "inferences", "<phase>_ns", "batches": {size: count}}."""
+    if protocol == "http":
+        import tritonclient.http as tc
+
+        client = tc.InferenceServerClient(url)
+        raw = client.get_inference_statistics()
+    else:
+        import tritonclient.grpc as tc
+
+        client = tc.InferenceServerClient(url)
+        raw = client.get_inference_statistics(as_json=True)
+    client.close()
+    out = {}
+    for m in raw.get("model_stats", []):
+        inf = m.get("inference_stats", {})
+        d = {"requests": _num(inf.get("success", {}).get("count")),
+             "executions": _num(m.get("execution_count")), "inferences": _num(m.get("inference_count"))}
+        for phase in STAT_PHASES:
+            d[f"{phase}_ns"] = _num(inf.get(phase, {}).get("ns"))
+        d["batches"] = {int(b["batch_size"]): _num(b.get("compute_infer", {}).get("count"))
+                        for b in m.get("batch_stats", [])}
+        out[m["name"]] = d
+    return out
+
+
+def stats_delta(before: dict, after: dict) -> list[dict]:
+    rows = []
+    for name, a in after.items():
+        b = before.get(name, {})
+        req = a["requests"] - b.get("requests", 0.0)
+        if req <= 0:
+            continue
+        execs = a["executions"] - b.get("executions", 0.0)
+        row = {"model": name, "requests": int(req), "executions": int(execs),
+               "avg_batch": round((a["inferences"] - b.get("inferences", 0.0)) / execs, 2) if execs > 0 else None}
+        for phase in STAT_PHASES:
+            row[f"{phase}_ms"] = round((a[f"{phase}_ns"] - b.get(f"{phase}_ns", 0.0)) / req / 1e6, 2)
+        rows.append(row)
+    return sorted(rows, key=lambda r: r["model"])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Repositories
+
+
+def strip_dynamic_batching(config_text: str) -> str:
+    """The config without its dynamic_batching block: Triton's default scheduler runs one request
+    per execution (each request still has its batch dimension of 1)."""
+    out, n = re.subn(r"dynamic_batching \{[^{}]*\}\n?", "", config_text)
+    if n != 1:
+        raise AucuesError(f"expected one dynamic_batching block in the classifier config, found {n}")
+    return out
+
+
+def nobatch_copy(repository: Path, dest: Path) -> Path:
+    from aucues.io import atomic_write_text
+
+    shutil.copytree(repository, dest)
+    cfg = dest / "classifier" / "config.pbtxt"
+    atomic_write_text(cfg, strip_dynamic_batching(cfg.read_text()))
+    return dest
+
+
+def repository_onnx(repository: Path) -> Path | None:
+    p = Path(repository) / "classifier" / "1" / "model.onnx"
+    return p if p.is_file() else None
+
+
+# ---------------------------------------------------------------------------------------------------
+# The benchmark
+
+
+def _triton_points(name: str, url: str, protocol: str, data: bytes, cfg: ServeBenchConfig,
+                   step: Progress) -> list[dict]:
+    from serve.client import AucuesClient
+
+    clients: dict[int, AucuesClient] = {}
+
+    def make(i: int):
+        clients[i] = AucuesClient(url, protocol)
+        return lambda c=clients[i]: c.infer_raw(data)
+
+    rows = []
+    for c in cfg.concurrency:
+        step(f"{name}: concurrency {c}, {cfg.duration:g} s")
+        snap: dict = {}
+        res = load_test(make, c, cfg.duration, on_ready=lambda: snap.update(fetch_stats(url, protocol)))
+        res["server_stats"] = stats_delta(snap, fetch_stats(url, protocol))
+        for cl in clients.values():
+            cl.close()
+        clients.clear()
+        rows.append({"variant": name, **res})
+    return rows
+
+
+def _run_server(name: str, repository: Path, data: bytes, cfg: ServeBenchConfig, step: Progress) -> list[dict]:
+    from serve.tritonserver import TritonServer
+
+    step(f"{name}: starting tritonserver on {repository}")
+    server = TritonServer(repository)
+    server.start(timeout=cfg.server_timeout)
+    try:
+        url = server.http_url if cfg.protocol == "http" else server.grpc_url
+        rows = _triton_points(name, url, cfg.protocol, data, cfg, step)
+    finally:
+        server.stop()
+    for r in rows:
+        r["server_start_s"] = round(server.start_seconds or 0.0, 2)
+    return rows
+
+
+def _inprocess_points(onnx: Path, data: bytes, cfg: ServeBenchConfig, step: Progress) -> list[dict]:
+    from serve.pipeline import OnnxClassifier, Pipeline
+
+    step("in-process: building pipelines")
+    shared = OnnxClassifier(onnx)
+    pipes: dict[int, Pipeline] = {}
+
+    def make(i: int):
+        if i not in pipes:  # one FaceLandmarker per thread (MediaPipe graphs are not shared)
+            p = Pipeline(onnx)
+            p.classifier = shared  # one ORT session for all, like the server's single classifier instance
+            pipes[i] = p
+        return lambda p=pipes[i]: p.predict(data)
+
+    rows = []
+    try:
+        for c in cfg.concurrency:
+            step(f"in-process: concurrency {c}, {cfg.duration:g} s")
+            rows.append({"variant": "inprocess", **load_test(make, c, cfg.duration)})
+    finally:
+        for p in pipes.values():
+            p.close()
+    return rows
+
+
+def run_serve_bench(*, url: str | None = None, repository: str | Path | None = None,
+                    onnx: str | Path | None = None, image: str | Path | None = None,
+                    cfg: ServeBenchConfig | None = None, workdir: str | Path | None = None,
+                    progress: Progress | None = None) -> dict:
+    """Measure every variant the inputs allow; returns the JSON-able payload."""
+    cfg = cfg or ServeBenchConfig()
+    step = progress or (lambda _m: None)
+    if url is None and repository is None and onnx is None:
+        raise AucuesError("give --url (a running server), --repository DIR or --onnx MODEL.onnx")
+    if url is not None and repository is not None:
+        raise AucuesError("give either --url or --repository, not both")
+    if image is None:
+        from aucues.assets import photo
+
+        image = photo("astronaut.png")
+    image = Path(image)
+    if not image.is_file():
+        raise AucuesError(f"{image}: no such image file")
+    data = image.read_bytes()
+    if onnx is not None and not Path(onnx).is_file():
+        raise AucuesError(f"{onnx}: no such ONNX file")
+    if repository is not None:
+        repository = Path(repository)
+        if not (repository / "aucues" / "config.pbtxt").is_file():
+            raise AucuesError(f"{repository}: not an aucues model repository (build one with `aucues repository build`)")
+        onnx = onnx or repository_onnx(repository)
+
+    rows: list[dict] = []
+    notes: list[str] = []
+    tmp = Path(tempfile.mkdtemp(prefix="aucues-bench-serve-", dir=workdir))
+    try:
+        if url is not None:
+            step(f"checking {url}")
+            from serve.client import AucuesClient
+
+            with AucuesClient(url, cfg.protocol) as c:
+                c.check_ready()
+            rows += _triton_points("triton", url, cfg.protocol, data, cfg, step)
+            notes.append("external server: its own batching settings; no on/off comparison")
+        else:
+            if repository is None:
+                from serve.repository import build_repository
+
+                step(f"building a repository from {Path(onnx).name}")
+                repository = tmp / "dynamic"
+                build_repository(repository, onnx=onnx, backend="python", max_batch=cfg.max_batch,
+                                 max_queue_delay_us=cfg.max_queue_delay_us)
+            rows += _run_server("triton-dynamic", repository, data, cfg, step)
+            if cfg.compare_batching:
+                rows += _run_server("triton-nobatch", nobatch_copy(repository, tmp / "nobatch"), data, cfg, step)
+        if cfg.inprocess:
+            if onnx is None:
+                notes.append("in-process pipeline skipped: no ONNX (give --onnx)")
+            else:
+                rows += _inprocess_points(Path(onnx), data, cfg, step)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        "benchmark": "serve",
+        "source": {"url": url, "repository": str(repository) if repository else None,
+                   "onnx": str(onnx) if onnx else None, "image": str(image), "image_bytes": len(data)},
+        "config": asdict(cfg),
+        "load_avg": list(os.getloadavg()),
+        "rows": rows,
+        "ratios": serve_ratios(rows),
+        "notes": notes,
+    }
+
+
+def perf_analyzer_input(image: str | Path, path: str | Path) -> Path:
+    """perf_analyzer --input-data file: the photo's encoded bytes, base64, as the ensemble's UINT8
+    `image_bytes` input with its shape (the byte count; the batch axis comes from -b)."""
+    import base64
+
+    from aucues.io import atomic_write_json
+
+    data = Path(image).read_bytes()
+    payload = {"data": [{"image_bytes": {"content": {"b64": base64.b64encode(data).decode("ascii")},
+                                         "shape": [len(data)]}}]}
+    atomic_write_json(path, payload)
+    return Path(path)
+
+
+def serve_ratios(rows: list[dict]) -> list[dict]:
+    by = {(r["variant"], r["concurrency"]): r for r in rows}
+    out = []
+    pairs = [("triton-dynamic", "inprocess", "Triton (dynamic batching) / in-process throughput"),
+             ("triton", "inprocess", "Triton / in-process throughput"),
+             ("triton-dynamic", "triton-nobatch", "dynamic batching / no batching throughput")]
+    for c in sorted({r["concurrency"] for r in rows}):
+        for a, b, what in pairs:
+            ra, rb = by.get((a, c)), by.get((b, c))
+            if ra and rb and rb["throughput_per_s"] > 0:
+                out.append({"ratio": what, "concurrency": c,
+                            "value": round(ra["throughput_per_s"] / rb["throughput_per_s"], 3)})
+    return out
+
+
+def write_serve_results(payload: dict, out_dir: str | Path) -> dict[str, str]:
+    from aucues.benchmark import line_plot, markdown_table, write_results
+
+    out = Path(out_dir)
+    rows = payload["rows"]
+    md = f"# aucues bench serve\n\nimage {Path(payload['source']['image']).name} " \
+         f"({payload['source']['image_bytes']} bytes), {payload['config']['duration']:g} s per point, protocol " \
+         f"{payload['config']['protocol']}, load average {', '.join(f'{v:.2f}' for v in payload['load_avg'])}\n\n"
+    md += markdown_table(rows, ["variant", "concurrency", "requests", "errors", "throughput_per_s", "p50_ms",
+                                "p90_ms", "p99_ms"])
+    md += "\n## Ratios (same run)\n\n" + markdown_table(payload["ratios"], ["ratio", "concurrency", "value"])
+    stat_rows = [{"variant": r["variant"], "concurrency": r["concurrency"], **s}
+                 for r in rows for s in r.get("server_stats", [])]
+    if stat_rows:
+        md += "\n## Triton statistics (per request, measured window)\n\n"
+        md += markdown_table(stat_rows, ["variant", "concurrency", "model", "requests", "executions", "avg_batch",
+                                         "queue_ms", "compute_input_ms", "compute_infer_ms", "compute_output_ms"])
+    if payload["notes"]:
+        md += "\n" + "".join(f"- {n}\n" for n in payload["notes"])
+    paths = write_results(out, "serve", payload, md)
+    paths["perf_analyzer_input"] = str(perf_analyzer_input(payload["source"]["image"], out / "perf_analyzer_input.json"))
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    pick = lambda v, k: ([r["concurrency"] for r in rows if r["variant"] == v],  # noqa: E731
+                         [r.get(k, float("nan")) for r in rows if r["variant"] == v])
+    line_plot(out / "serve_throughput.png", {v: pick(v, "throughput_per_s") for v in variants}, "concurrency",
+              "requests / s", "Throughput vs concurrency", logx=True)
+    line_plot(out / "serve_latency.png", {v: pick(v, "p50_ms") for v in variants}, "concurrency",
+              "p50 latency (ms)", "Latency vs concurrency", logx=True)
+    paths.update(throughput_plot=str(out / "serve_throughput.png"), latency_plot=str(out / "serve_latency.png"))
+    return paths

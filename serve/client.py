@@ -1,0 +1,139 @@
+"""Predict over HTTP or gRPC with tritonclient against the `aucues` ensemble."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aucues.errors import AucuesError
+from serve.spec import ModelSpec
+
+DEFAULT_PORTS = {"http": 8000, "grpc": 8001}
+PROTOCOLS = tuple(DEFAULT_PORTS)
+JSON_OUTPUTS = ("label", "probabilities", "topk", "au_evidence", "interpretability_score", "landmarks",
+                "face_box", "num_faces")
+MAP_OUTPUTS = ("cam", "attention", "aligned_face")
+
+
+class PredictError(AucuesError):
+    """The server answered this one request with an error (e.g. no face found)."""
+
+
+class ServerUnreachable(AucuesError):
+    """No ready server at the URL."""
+
+
+@dataclass
+class Prediction:
+    result: dict                                   # JSON-able: what `aucues predict --json` prints
+    maps: dict[str, np.ndarray] = field(default_factory=dict)  # cam, attention, aligned_face (if asked)
+
+
+def default_url(protocol: str) -> str:
+    return f"localhost:{DEFAULT_PORTS[protocol]}"
+
+
+def _message(e: Exception) -> str:
+    msg = e.message() if hasattr(e, "message") and callable(e.message) else str(e)
+    msg = (msg or e.__class__.__name__).strip()
+    # Triton prefixes ensemble errors with "in ensemble 'aucues', "; the cause is what users need.
+    prefix = "in ensemble 'aucues', "
+    return msg.split(prefix, 1)[1] if prefix in msg else msg
+
+
+class AucuesClient:
+    def __init__(self, url: str | None = None, protocol: str = "http", model: str = "aucues",
+                 timeout: float = 60.0):
+        if protocol not in PROTOCOLS:
+            raise AucuesError(f"unknown protocol '{protocol}'; choose http or grpc")
+        self.protocol, self.model, self.timeout = protocol, model, float(timeout)
+        self.url = url or default_url(protocol)
+        for scheme in ("http://", "grpc://"):
+            if self.url.startswith(scheme):
+                self.url = self.url[len(scheme):]
+        try:
+            if protocol == "http":
+                import tritonclient.http as tc
+
+                self._client = tc.InferenceServerClient(self.url, connection_timeout=self.timeout,
+                                                        network_timeout=self.timeout)
+            else:
+                import tritonclient.grpc as tc
+
+                self._client = tc.InferenceServerClient(self.url)
+        except Exception as e:  # noqa: BLE001 - bad URL forms raise various errors
+            raise ServerUnreachable(f"cannot connect to {self.url} ({protocol}): {_message(e)}") from None
+        self._tc = tc
+        self._spec: ModelSpec | None = None
+
+    # -- server state ----------------------------------------------------------------------------
+    def check_ready(self) -> None:
+        try:
+            ready = self._client.is_server_ready() and self._client.is_model_ready(self.model)
+        except Exception as e:  # noqa: BLE001 - connection refused, DNS, timeouts, ...
+            raise ServerUnreachable(f"server not reachable at {self.url} ({self.protocol}): {_message(e)}") from None
+        if not ready:
+            raise ServerUnreachable(f"server at {self.url} is up but model '{self.model}' is not ready")
+
+    @property
+    def spec(self) -> ModelSpec:
+        """Class names, image size and codebook of the served model (the ensemble config's parameter)."""
+        if self._spec is None:
+            try:
+                if self.protocol == "http":
+                    cfg = self._client.get_model_config(self.model)
+                else:
+                    cfg = self._client.get_model_config(self.model, as_json=True)["config"]
+                text = cfg["parameters"]["aucues"]["string_value"]
+            except KeyError:
+                raise AucuesError(f"model '{self.model}' has no aucues parameter: not an aucues repository") from None
+            except Exception as e:  # noqa: BLE001
+                raise ServerUnreachable(f"cannot read the model config from {self.url}: {_message(e)}") from None
+            self._spec = ModelSpec.from_json(text)
+        return self._spec
+
+    # -- inference -------------------------------------------------------------------------------
+    def infer_raw(self, data: bytes, outputs: tuple[str, ...] = JSON_OUTPUTS):
+        arr = np.frombuffer(bytes(data), np.uint8)[None]
+        inp = self._tc.InferInput("image_bytes", list(arr.shape), "UINT8")
+        inp.set_data_from_numpy(arr)
+        req = [self._tc.InferRequestedOutput(n) for n in outputs]
+        try:
+            res = self._client.infer(self.model, [inp], outputs=req)
+        except Exception as e:  # noqa: BLE001 - InferenceServerException, connection errors
+            msg = _message(e)
+            if any(s in msg.lower() for s in ("connection refused", "failed to connect", "unavailable")):
+                raise ServerUnreachable(f"server not reachable at {self.url} ({self.protocol}): {msg}") from None
+            raise PredictError(msg) from None
+        return {n: res.as_numpy(n) for n in outputs}
+
+    def predict(self, data: bytes, maps: bool = False) -> Prediction:
+        out = self.infer_raw(data, JSON_OUTPUTS + (MAP_OUTPUTS if maps else ()))
+        spec = self.spec
+        score = float(out["interpretability_score"].reshape(-1)[0])
+        result = {
+            "label": out["label"].reshape(-1)[0].decode(),
+            "probabilities": {n: float(p) for n, p in zip(spec.class_names, out["probabilities"][0])},
+            "topk": [t.decode() for t in out["topk"].reshape(-1)],
+            "au_evidence": json.loads(out["au_evidence"].reshape(-1)[0].decode()),
+            "interpretability_score": None if math.isnan(score) else score,
+            "face_box": [float(v) for v in out["face_box"][0]],
+            "num_faces": int(out["num_faces"].reshape(-1)[0]),
+            "landmarks": np.round(out["landmarks"][0].astype(np.float64), 2).tolist(),
+        }
+        return Prediction(result, {n: out[n][0] for n in MAP_OUTPUTS if n in out})
+
+    def close(self) -> None:
+        try:
+            self._client.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def __enter__(self) -> "AucuesClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,269 @@
+"""The serving pipeline in-process: encoded bytes -> face -> ONNX Runtime -> label + explanations.
+
+The three stages are the logic of the Triton Python models (model_repository/*/1/model.py import
+them) and `Pipeline` chains them in one process (tests compare the server with it; benchmarks use it).
+Only aucues, numpy, OpenCV and onnxruntime are needed here: no torch."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from aucues.errors import AucuesError, NoFaceError
+from aucues.io import MAX_PIXELS
+from serve.spec import NUM_LANDMARKS, ModelSpec, spec_from_onnx
+
+# Encoded images larger than this are refused before decoding (a 50 MP JPEG is ~15-25 MB).
+MAX_BYTES = 64 * 1024 * 1024
+SUPPORTED_FORMATS = "JPEG, PNG, BMP, WebP"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Input checks: cheap, before any decoding
+
+def sniff_image(buf: bytes) -> tuple[str, int, int]:
+    """(format, width, height) from the first bytes; width/height 0 when the header does not say.
+    Raises AucuesError for anything that is not JPEG, PNG, BMP or WebP."""
+    b = buf[:64]
+    if b[:3] == b"\xff\xd8\xff":
+        return "jpeg", 0, 0  # size: aucues.io reads the SOF marker
+    if b[:8] == b"\x89PNG\r\n\x1a\n":
+        if len(b) < 24:
+            raise AucuesError("truncated PNG header")
+        return "png", int.from_bytes(b[16:20], "big"), int.from_bytes(b[20:24], "big")
+    if b[:2] == b"BM":
+        if len(b) < 26:
+            raise AucuesError("truncated BMP header")
+        w = int.from_bytes(b[18:22], "little", signed=True)
+        h = int.from_bytes(b[22:26], "little", signed=True)
+        return "bmp", abs(w), abs(h)
+    if b[:4] == b"RIFF" and b[8:12] == b"WEBP":
+        chunk = b[12:16]
+        if chunk == b"VP8X" and len(b) >= 30:
+            return "webp", 1 + int.from_bytes(b[24:27], "little"), 1 + int.from_bytes(b[27:30], "little")
+        if chunk == b"VP8 " and len(b) >= 30:
+            return "webp", int.from_bytes(b[26:28], "little") & 0x3FFF, int.from_bytes(b[28:30], "little") & 0x3FFF
+        if chunk == b"VP8L" and len(b) >= 25:
+            v = int.from_bytes(b[21:25], "little")
+            return "webp", (v & 0x3FFF) + 1, ((v >> 14) & 0x3FFF) + 1
+        return "webp", 0, 0
+    raise AucuesError(f"not an image in a supported format ({SUPPORTED_FORMATS})")
+
+
+def check_encoded(data, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Validate one encoded image given as bytes or a uint8 array; returns the flat uint8 buffer."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        buf = np.frombuffer(data, np.uint8)
+    else:
+        arr = np.asarray(data)
+        if arr.dtype != np.uint8:
+            raise AucuesError(f"image_bytes must be UINT8 encoded image bytes, got {arr.dtype}")
+        if arr.ndim != 1:
+            raise AucuesError(f"image_bytes must be one flat byte array per image, got shape {arr.shape}")
+        buf = arr
+    if buf.size == 0:
+        raise AucuesError("empty input: no image bytes")
+    if buf.size > MAX_BYTES:
+        raise AucuesError(f"encoded image is {buf.size} bytes, over the {MAX_BYTES} byte limit")
+    fmt, w, h = sniff_image(buf[:64].tobytes())
+    if w * h > max_pixels:
+        raise AucuesError(f"image is {w}x{h}, larger than the {max_pixels} pixel limit")
+    return buf
+
+
+# ---------------------------------------------------------------------------------------------------
+# Stage 1: preprocess
+
+@dataclass
+class PreprocessResult:
+    image: np.ndarray         # (3, S, S) float32 normalised model input
+    landmarks: np.ndarray     # (68, 2) float32 in the aligned crop
+    face_box: np.ndarray      # (4,) float32 x0, y0, x1, y1 in the original image
+    num_faces: int
+    aligned_face: np.ndarray  # (S, S, 3) uint8 RGB crop
+
+
+class Preprocessor:
+    """Decode, find the largest face, align it to the model's input size and normalise.
+    The FaceLandmarker (MediaPipe graphs) is built once and reused for every image."""
+
+    def __init__(self, spec: ModelSpec, landmarker=None):
+        from aucues.landmarks import FaceLandmarker
+
+        self.spec = spec
+        self.landmarker = landmarker if landmarker is not None else FaceLandmarker()
+
+    def __call__(self, data) -> PreprocessResult:
+        from aucues.align import align_face
+        from aucues.io import decode_image
+
+        buf = check_encoded(data)
+        rgb = decode_image(buf, what="image")
+        if min(rgb.shape[:2]) < 16:
+            raise NoFaceError(f"no face found: the image is only {rgb.shape[1]}x{rgb.shape[0]} pixels")
+        faces = self.landmarker.detect(rgb)
+        if not faces:
+            raise NoFaceError("no face found in the image")
+        face = faces[0]
+        al = align_face(rgb, face.points, self.spec.image_size)
+        return PreprocessResult(image=self.spec.preprocess.normalize(al.image),
+                                landmarks=al.points.astype(np.float32),
+                                face_box=np.asarray(face.box, np.float32), num_faces=len(faces),
+                                aligned_face=al.image)
+
+    def close(self) -> None:
+        self.landmarker.close()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Stage 2: the classifier with ONNX Runtime
+
+class OnnxClassifier:
+    def __init__(self, path: str | Path, intra_op_threads: int = 0):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        if intra_op_threads:
+            so.intra_op_num_threads = int(intra_op_threads)
+        try:
+            self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
+            raise AucuesError(f"{path}: ONNX Runtime cannot load the model ({e})") from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        outs = self.session.run(None, {self.input_name: np.ascontiguousarray(batch, np.float32)})
+        return dict(zip(self.output_names, outs))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Stage 3: postprocess
+
+def unit_map(m: np.ndarray, size: int) -> np.ndarray:
+    """Min-max normalise to [0, 1], resize bilinearly to size x size, clamp (PAPER_FACTS §6)."""
+    import cv2
+
+    m = np.nan_to_num(np.asarray(m, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = float(m.min()), float(m.max())
+    m = (m - lo) / (hi - lo) if hi - lo > 1e-12 else np.zeros_like(m)
+    if m.shape != (size, size):
+        m = cv2.resize(m, (size, size), interpolation=cv2.INTER_LINEAR)
+    return np.clip(m, 0.0, 1.0).astype(np.float32)
+
+
+def interpretability_score(attention: np.ndarray, landmarks: np.ndarray, label: int, size: int,
+                           variant: str = "paper") -> float:
+    """ATT-COS (PAPER_FACTS §7) against the *predicted* class's AU map: the attention upsampled
+    bilinearly, shifted by -min when negative, cosine with the AU map. NaN when the class has no AU
+    map (Neutral) or the landmarks put every AU outside the crop."""
+    import cv2
+
+    from aucues.au_maps import au_map
+
+    amap, valid = au_map(landmarks, label, size, kind="class", variant=variant)
+    if not valid:
+        return float("nan")
+    t = np.nan_to_num(np.asarray(attention, np.float32))
+    if t.shape != (size, size):
+        t = cv2.resize(t, (size, size), interpolation=cv2.INTER_LINEAR)
+    t = t.astype(np.float64)
+    if t.min() < 0:
+        t -= t.min()
+    a = amap.astype(np.float64)
+    cos = float((t * a).sum() / max(np.linalg.norm(t) * np.linalg.norm(a), 1e-8))
+    return 0.0 if math.isnan(cos) else cos
+
+
+@dataclass
+class Explanation:
+    label: str
+    class_index: int
+    probabilities: np.ndarray   # (C,)
+    topk: list[str]
+    cam: np.ndarray             # (S, S) predicted class CAM in [0, 1]
+    attention: np.ndarray       # (S, S) aligned-layer attention in [0, 1]
+    au_evidence: list[dict]
+    interpretability_score: float
+
+
+def postprocess(spec: ModelSpec, probabilities: np.ndarray, cam: np.ndarray, attention: np.ndarray,
+                landmarks: np.ndarray) -> Explanation:
+    """One sample's classifier outputs (no batch axis) -> label and explanations."""
+    from aucues.au_maps import au_evidence
+
+    probs = np.asarray(probabilities, np.float32).reshape(-1)
+    if probs.shape[0] != spec.num_classes:
+        raise AucuesError(f"expected {spec.num_classes} class scores, got {probs.shape[0]}")
+    pred = int(np.argmax(probs))
+    s = spec.image_size
+    variant = spec.preprocess.codebook
+    pts = np.asarray(landmarks, np.float32).reshape(NUM_LANDMARKS, 2)
+    order = np.argsort(-probs, kind="stable")[: spec.topk]
+    return Explanation(
+        label=spec.class_names[pred], class_index=pred, probabilities=probs,
+        topk=[spec.class_names[i] for i in order],
+        cam=unit_map(np.asarray(cam)[pred], s), attention=unit_map(attention, s),
+        au_evidence=au_evidence(attention, pts, pred, variant=variant, size=s),
+        interpretability_score=interpretability_score(attention, pts, pred, s, variant),
+    )
+
+
+def evidence_text(rows: list[dict], n: int = 3) -> str:
+    """'AU12 lip corner puller 0.41, AU6 cheek raiser 0.22'."""
+    return ", ".join(f"{r['name']} {r['share']:.2f}" for r in rows[:n])
+
+
+# ---------------------------------------------------------------------------------------------------
+# The whole pipeline in one process
+
+def result_dict(spec: ModelSpec, pre: PreprocessResult, ex: Explanation) -> dict:
+    """The JSON-able result, the same fields `aucues predict --json` prints."""
+    score = ex.interpretability_score
+    return {
+        "label": ex.label,
+        "probabilities": {n: float(p) for n, p in zip(spec.class_names, ex.probabilities)},
+        "topk": ex.topk,
+        "au_evidence": ex.au_evidence,
+        "interpretability_score": None if math.isnan(score) else float(score),
+        "face_box": [float(v) for v in pre.face_box],
+        "num_faces": int(pre.num_faces),
+        "landmarks": np.round(pre.landmarks.astype(np.float64), 2).tolist(),
+    }
+
+
+class Pipeline:
+    """preprocess -> ONNX Runtime -> postprocess, in-process, for one exported ONNX model."""
+
+    def __init__(self, onnx_path: str | Path, landmarker=None, intra_op_threads: int = 0):
+        self.spec = spec_from_onnx(onnx_path)
+        self.classifier = OnnxClassifier(onnx_path, intra_op_threads)
+        self.preprocessor = Preprocessor(self.spec, landmarker)
+
+    def classify(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        """(3,S,S) or (N,3,S,S) normalised input -> raw classifier outputs (with batch axis)."""
+        x = image[None] if image.ndim == 3 else image
+        return self.classifier(x)
+
+    def explain(self, pre: PreprocessResult) -> tuple[dict[str, np.ndarray], Explanation]:
+        raw = self.classify(pre.image)
+        k = self.spec.attention_layer
+        ex = postprocess(self.spec, raw["probabilities"][0], raw["cam"][0], raw[f"attention_{k}"][0],
+                         pre.landmarks)
+        return raw, ex
+
+    def predict(self, data) -> dict:
+        pre = self.preprocessor(data)
+        _, ex = self.explain(pre)
+        return result_dict(self.spec, pre, ex)
+
+    def close(self) -> None:
+        self.preprocessor.close()
+
+
+def evidence_json(rows: list[dict]) -> str:
+    return json.dumps(rows, separators=(",", ":"))

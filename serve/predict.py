@@ -1,0 +1,141 @@
+"""`aucues predict`: images, folders and videos -> the server -> JSON lines and overlay PNGs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from aucues.errors import AucuesError
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
+
+
+@dataclass
+class Item:
+    name: str                  # path, or "path@1.50s" for a video frame
+    data: bytes | None = None
+    error: str | None = None
+    stem: str = ""
+
+
+def _video_frames(path: Path, fps: float) -> Iterator[Item]:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        yield Item(str(path), error="cannot open the video (unsupported codec or not a video)")
+        return
+    try:
+        src_fps = cap.get(cv2.CAP_PROP_FPS)
+        src_fps = src_fps if src_fps and src_fps > 0 else 25.0
+        step = max(1, round(src_fps / fps))
+        i = n = 0
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if i % step == 0:
+                t = i / src_fps
+                ok, enc = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
+                name = f"{path}@{t:.2f}s"
+                if ok:
+                    yield Item(name, enc.tobytes(), stem=f"{path.stem}_t{t:07.2f}s")
+                else:
+                    yield Item(name, error="cannot encode the frame")
+                n += 1
+            i += 1
+        if n == 0:
+            yield Item(str(path), error="no frames could be read from the video")
+    finally:
+        cap.release()
+
+
+def iter_inputs(paths: list[str | Path], fps: float = 2.0) -> Iterator[Item]:
+    """Every image and sampled video frame under `paths` (folders are walked, sorted)."""
+    if fps <= 0:
+        raise AucuesError(f"--fps must be > 0, got {fps}")
+    for raw in paths:
+        p = Path(raw)
+        if not p.exists():
+            yield Item(str(p), error="no such file or directory")
+            continue
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS)
+            if not files:
+                yield Item(str(p), error="no images or videos in this folder")
+        else:
+            files = [p]
+        for f in files:
+            if f.suffix.lower() in VIDEO_EXTS:
+                yield from _video_frames(f, fps)
+                continue
+            try:
+                yield Item(str(f), f.read_bytes(), stem=f.stem)
+            except OSError as e:
+                yield Item(str(f), error=f"cannot read ({e.strerror})")
+
+
+def summary_line(name: str, result: dict) -> str:
+    label = result["label"]
+    s = f"{name}: {label} {result['probabilities'][label]:.2f}"
+    ev = result.get("au_evidence") or []
+    if ev:
+        s += " | " + ", ".join(f"{r['name']} {r['share']:.2f}" for r in ev[:3])
+    score = result.get("interpretability_score")
+    s += f" | AU alignment {score:.2f}" if score is not None else " | AU alignment n/a (no AU map)"
+    if result.get("num_faces", 1) > 1:
+        s += f" | {result['num_faces']} faces, largest used"
+    return s
+
+
+def run_predict(paths: list[str | Path], *, url: str | None = None, protocol: str = "http",
+                overlays: str | Path | None = None, as_json: bool = False, fps: float = 2.0,
+                emit: Callable[[str], None] = print, timeout: float = 60.0) -> tuple[int, int]:
+    """Predict every input; returns (ok, failed). Raises ServerUnreachable if there is no server."""
+    from aucues.io import write_image
+    from serve.client import AucuesClient, PredictError, ServerUnreachable
+    from serve.overlay import render_overlay
+
+    out_dir = Path(overlays) if overlays else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    ok = failed = 0
+    used: set[str] = set()
+    with AucuesClient(url, protocol, timeout=timeout) as client:
+        client.check_ready()
+        spec = client.spec
+        for item in iter_inputs(paths, fps):
+            err = item.error
+            if err is None:
+                try:
+                    pred = client.predict(item.data, maps=out_dir is not None)
+                except ServerUnreachable:
+                    raise
+                except PredictError as e:
+                    err = str(e)
+            if err is not None:
+                failed += 1
+                emit(json.dumps({"input": item.name, "error": err}) if as_json else f"{item.name}: error: {err}")
+                continue
+            ok += 1
+            res = dict(pred.result)
+            if out_dir is not None:
+                stem = item.stem or Path(item.name).stem
+                name, k = stem, 1
+                while name in used:
+                    k += 1
+                    name = f"{stem}_{k}"
+                used.add(name)
+                img = render_overlay(pred.maps["aligned_face"], pred.maps["cam"], pred.maps["attention"],
+                                     np.asarray(res["landmarks"], np.float32), res, spec.class_names.index(res["label"]),
+                                     spec.preprocess.codebook, spec.attention_layer)
+                path = out_dir / f"{name}.png"
+                write_image(path, img)
+                res["overlay"] = str(path)
+            emit(json.dumps({"input": item.name, **res}) if as_json else summary_line(item.name, res))
+    return ok, failed

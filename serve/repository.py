@@ -1,0 +1,196 @@
+"""`aucues repository build`: a complete Triton model repository for one exported model.
+
+    OUT/
+      preprocess/  config.pbtxt  1/model.py
+      classifier/  config.pbtxt  labels.txt  1/model.onnx (+ 1/model.py for backend "python")
+                                             | 1/model.plan (backend "tensorrt")
+      postprocess/ config.pbtxt  labels.txt  1/model.py
+      aucues/      config.pbtxt  labels.txt  1/            (the ensemble)
+
+Configs come from the ONNX metadata (serve.pbtxt), so shapes and labels always match the model. The
+Python models are copied from the reviewable tree model_repository/ at the project root. The
+repository is assembled in a temporary sibling folder and renamed into place, so OUT is never half
+written."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from aucues.errors import AucuesError
+from aucues.io import atomic_write_text
+from serve.pbtxt import (BACKENDS, CLASSIFIER, ENSEMBLE, LABELS_FILE, POSTPROCESS, PREPROCESS, RepoOptions,
+                         all_configs, labels_text)
+from serve.spec import ModelSpec, spec_from_onnx
+
+PYTHON_MODELS = (PREPROCESS, POSTPROCESS)
+
+
+def source_tree() -> Path:
+    """The checked-in model_repository/ with the Python models."""
+    p = Path(__file__).resolve().parent.parent / "model_repository"
+    if not (p / PREPROCESS / "1" / "model.py").exists():
+        raise AucuesError(f"model sources not found in {p}; run from an aucues checkout")
+    return p
+
+
+def check_onnx_io(path: Path, spec: ModelSpec) -> None:
+    """The ONNX graph must take `image` (N,3,S,S) with a free batch axis and give every output the
+    repository declares; a model exported with --outputs logits cannot explain itself."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    inits = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in inits]
+    if [i.name for i in inputs] != ["image"]:
+        raise AucuesError(f"{path}: expected one input 'image', found {[i.name for i in inputs]}")
+    dims = inputs[0].type.tensor_type.shape.dim
+    shape = [d.dim_value if d.HasField("dim_value") else -1 for d in dims]
+    s = spec.image_size
+    if len(shape) != 4 or shape[1:] != [3, s, s]:
+        raise AucuesError(f"{path}: input 'image' has shape {shape}, expected [N, 3, {s}, {s}] from its metadata")
+    if shape[0] != -1:
+        raise AucuesError(f"{path}: the batch axis is fixed at {shape[0]}; re-export with a dynamic batch")
+    names = {o.name for o in graph.output}
+    missing = [n for n in spec.classifier_outputs() if n not in names]
+    if missing:
+        raise AucuesError(f"{path}: missing outputs {missing}; export with --outputs all "
+                          f"(the server needs logits, probabilities, cam and attention maps)")
+
+
+def _export_checkpoint(checkpoint: Path, dest: Path) -> dict:
+    from export.config import ExportConfig
+    from export.onnx_export import export_onnx
+
+    report = export_onnx(checkpoint, dest, ExportConfig())
+    return report.to_dict() if hasattr(report, "to_dict") else dict(report or {})
+
+
+def _prepare_out(out: Path) -> None:
+    if out.exists():
+        if not out.is_dir():
+            raise AucuesError(f"{out}: exists and is not a directory")
+        entries = [e.name for e in out.iterdir()]
+        if entries and not (out / ENSEMBLE / "config.pbtxt").exists():
+            raise AucuesError(f"{out}: exists, is not empty and is not an aucues repository; choose another --out")
+
+
+def build_repository(out: str | Path, *, onnx: str | Path | None = None, checkpoint: str | Path | None = None,
+                     backend: str = "python", plan: str | Path | None = None, instances: int = 1,
+                     max_batch: int = 32, trt_accelerator: bool = False, max_queue_delay_us: int = 2000) -> dict:
+    """Write the repository; returns a report (paths, backend, model shapes)."""
+    if (onnx is None) == (checkpoint is None):
+        raise AucuesError("give exactly one of --checkpoint or --onnx")
+    if backend not in BACKENDS:
+        raise AucuesError(f"unknown backend '{backend}'; choose one of: {', '.join(BACKENDS)}")
+    if backend == "tensorrt" and plan is None:
+        raise AucuesError("--backend tensorrt needs --plan MODEL.plan (a TensorRT engine built from the ONNX)")
+    if plan is not None and backend != "tensorrt":
+        raise AucuesError("--plan is only used with --backend tensorrt")
+    if plan is not None and not Path(plan).is_file():
+        raise AucuesError(f"{plan}: no such TensorRT plan file")
+    opts = RepoOptions(backend=backend, instances=int(instances), max_batch=int(max_batch),
+                       trt_accelerator=trt_accelerator, max_queue_delay_us=int(max_queue_delay_us))
+    out = Path(out).resolve()
+    _prepare_out(out)
+    src = source_tree()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        report: dict = {}
+        onnx_dst = tmp / CLASSIFIER / "1" / "model.onnx"
+        onnx_dst.parent.mkdir(parents=True)
+        if checkpoint is not None:
+            report["export"] = _export_checkpoint(Path(checkpoint), onnx_dst)
+        else:
+            if not Path(onnx).is_file():
+                raise AucuesError(f"{onnx}: no such ONNX file")
+            shutil.copyfile(onnx, onnx_dst)
+        spec = spec_from_onnx(onnx_dst)
+        check_onnx_io(onnx_dst, spec)
+        if backend == "tensorrt":
+            shutil.copyfile(plan, tmp / CLASSIFIER / "1" / "model.plan")
+            onnx_dst.unlink()  # the plan replaces it; keep the metadata in the configs
+        if backend == "python":
+            shutil.copyfile(src / CLASSIFIER / "1" / "model.py", tmp / CLASSIFIER / "1" / "model.py")
+        for name in PYTHON_MODELS:
+            (tmp / name / "1").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src / name / "1" / "model.py", tmp / name / "1" / "model.py")
+        (tmp / ENSEMBLE / "1").mkdir(parents=True, exist_ok=True)
+        for name, text in all_configs(spec, opts).items():
+            atomic_write_text(tmp / name / "config.pbtxt", text)
+        for name in (CLASSIFIER, POSTPROCESS, ENSEMBLE):
+            atomic_write_text(tmp / name / LABELS_FILE, labels_text(spec))
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            out.rename(old / "repo")
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    report.update({
+        "repository": str(out),
+        "backend": backend,
+        "models": [PREPROCESS, CLASSIFIER, POSTPROCESS, ENSEMBLE],
+        "image_size": spec.image_size,
+        "class_names": list(spec.class_names),
+        "layers": {str(k): list(v) for k, v in sorted(spec.layers.items())},
+        "cam_size": list(spec.cam_size),
+        "instances": opts.instances,
+        "max_batch": opts.max_batch,
+    })
+    return report
+
+
+def read_repository_spec(repository: str | Path) -> ModelSpec:
+    """The ModelSpec a built repository was generated from (the ensemble's `aucues` parameter)."""
+    import re
+
+    cfg = Path(repository) / ENSEMBLE / "config.pbtxt"
+    if not cfg.exists():
+        raise AucuesError(f"{repository}: not an aucues model repository (no {ENSEMBLE}/config.pbtxt); "
+                          "build one with `aucues repository build`")
+    m = re.search(r'key: "aucues"\s*value: \{ string_value: "((?:[^"\\]|\\.)*)" \}', cfg.read_text())
+    if not m:
+        raise AucuesError(f"{cfg}: no aucues parameter")
+    return ModelSpec.from_json(m.group(1).replace('\\"', '"').replace("\\\\", "\\"))
+
+
+def default_spec() -> ModelSpec:
+    """The spec of the default model (ModelConfig() defaults: ResNet50, large maps, 7 classes, 224 px,
+    layers 1-5), taken from the model itself rather than retyped."""
+    from train.models import build_model
+    from train.models.base import ModelConfig
+
+    model = build_model(ModelConfig())
+    layers = model.layer_shapes(model.preprocess.image_size)
+    return ModelSpec(preprocess=model.preprocess, layers={k: layers[k] for k in model.preprocess.attention_layers},
+                     cam_size=layers[5])
+
+
+def reference_files(spec: ModelSpec | None = None) -> dict[str, str]:
+    """Relative path -> text of the generated files in the checked-in model_repository/."""
+    spec = spec or default_spec()
+    files = {f"{name}/config.pbtxt": text for name, text in all_configs(spec, RepoOptions()).items()}
+    for name in (CLASSIFIER, POSTPROCESS, ENSEMBLE):
+        files[f"{name}/{LABELS_FILE}"] = labels_text(spec)
+    return files
+
+
+def write_reference_configs(root: str | Path | None = None) -> list[Path]:
+    """Regenerate model_repository/'s configs and labels for the default model."""
+    root = Path(root) if root else source_tree()
+    written = []
+    for rel, text in reference_files().items():
+        atomic_write_text(root / rel, text)
+        written.append(root / rel)
+    return written
+
+
+if __name__ == "__main__":  # python -m serve.repository: regenerate the checked-in configs
+    for p in write_reference_configs():
+        print(p)

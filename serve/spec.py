@@ -1,0 +1,119 @@
+"""What the serving side needs to know about an exported model, read from its ONNX metadata.
+
+The `aucues` metadata key (written by export) holds the PreprocessConfig, the attention layers with
+their map sizes and the CAM size. Every shape, label and normalisation constant of the Triton
+repository comes from here, so a repository always matches the model it serves."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aucues.errors import AucuesError
+from aucues.preprocessing import PreprocessConfig
+
+METADATA_KEY = "aucues"
+# The layer whose attention the paper aligns with the AU maps (PAPER_FACTS §5); the served
+# `attention`, AU evidence and interpretability score use it (or the deepest exported layer).
+ALIGNED_LAYER = 5
+NUM_LANDMARKS = 68
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    preprocess: PreprocessConfig
+    layers: dict[int, tuple[int, int]]          # attention layer -> (h, w)
+    cam_size: tuple[int, int]                    # (h, w) of the `cam` output
+    metadata: dict = field(default_factory=dict, compare=False)  # the full metadata, as read
+
+    @property
+    def image_size(self) -> int:
+        return self.preprocess.image_size
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.preprocess.class_names
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.preprocess.class_names)
+
+    @property
+    def attention_layer(self) -> int:
+        return ALIGNED_LAYER if ALIGNED_LAYER in self.layers else max(self.layers)
+
+    @property
+    def topk(self) -> int:
+        return min(3, self.num_classes)
+
+    def classifier_outputs(self) -> list[str]:
+        return ["logits", "probabilities", "cam"] + [f"attention_{k}" for k in sorted(self.layers)]
+
+    def to_dict(self) -> dict:
+        """The compact form embedded in generated configs (parameter `aucues`)."""
+        return {
+            "preprocess": self.preprocess.to_dict(),
+            "layers": {str(k): list(v) for k, v in sorted(self.layers.items())},
+            "cam_size": list(self.cam_size),
+            "attention_layer": self.attention_layer,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_metadata(cls, meta: dict) -> "ModelSpec":
+        """From the ONNX `aucues` metadata (or `to_dict()` output)."""
+        if not isinstance(meta, dict) or "preprocess" not in meta:
+            raise AucuesError("model metadata has no 'preprocess' entry; export the model with `aucues export`")
+        pre = PreprocessConfig.from_dict(meta["preprocess"])
+        try:
+            layers = {int(k): (int(v[0]), int(v[1])) for k, v in (meta.get("layers") or {}).items()}
+        except (TypeError, ValueError, IndexError):
+            raise AucuesError(f"model metadata: malformed 'layers' {meta.get('layers')!r}") from None
+        if not layers:
+            raise AucuesError("model metadata lists no attention layers; the server needs at least one")
+        cam = meta.get("cam_size") or layers.get(ALIGNED_LAYER) or layers[max(layers)]
+        try:
+            cam_size = (int(cam[0]), int(cam[1]))
+        except (TypeError, ValueError, IndexError):
+            raise AucuesError(f"model metadata: malformed 'cam_size' {cam!r}") from None
+        return cls(preprocess=pre, layers=layers, cam_size=cam_size, metadata=dict(meta))
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelSpec":
+        try:
+            return cls.from_metadata(json.loads(text))
+        except ValueError as e:
+            raise AucuesError(f"invalid aucues model metadata: {e}") from None
+
+
+def read_onnx_metadata(path: str | Path) -> dict:
+    """The `aucues` metadata dict of an exported ONNX file (weights are not loaded)."""
+    p = Path(path)
+    if not p.is_file():
+        raise AucuesError(f"{p}: no such ONNX file")
+    try:
+        from export.metadata import read_metadata  # the exporter's own reader, when available
+    except ImportError:
+        read_metadata = None
+    if read_metadata is not None:
+        return read_metadata(p)
+    import onnx
+
+    try:
+        model = onnx.load(str(p), load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - protobuf raises several kinds
+        raise AucuesError(f"{p}: not a readable ONNX model ({e.__class__.__name__})") from None
+    for prop in model.metadata_props:
+        if prop.key == METADATA_KEY:
+            try:
+                return json.loads(prop.value)
+            except ValueError:
+                raise AucuesError(f"{p}: metadata '{METADATA_KEY}' is not valid JSON") from None
+    raise AucuesError(f"{p}: no '{METADATA_KEY}' metadata; export the model with `aucues export`")
+
+
+def spec_from_onnx(path: str | Path) -> ModelSpec:
+    return ModelSpec.from_metadata(read_onnx_metadata(path))
