@@ -12,5 +12,7 @@ def fail(message: str, code: int = 1):
     """Print one red line and exit with `code` (never a traceback)."""
     import typer
 
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)

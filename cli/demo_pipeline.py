@@ -98,7 +98,7 @@ def run_demo(cfg: DemoConfig, console) -> dict:
 
         rep = export_onnx(p["au"] / "best.pt", p["onnx"], ExportConfig())
         if not rep.verified:
-            raise AucuesError(f"exported model failed verification: see {p['onnx']}.report.json")
+            raise AucuesError(f"exported model failed verification: see {rep.report_file}")
         return {"onnx": str(p["onnx"]), "verified": True}
 
     def repository():

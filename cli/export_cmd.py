@@ -1,0 +1,154 @@
+"""`aucues export` (checkpoint -> verified ONNX) and `aucues engine` (ONNX -> TensorRT plan).
+Thin: parse flags, merge with an optional YAML config, call export.export_onnx / build_engine.
+Exit codes: 0 ok, 1 bad input or missing GPU/TensorRT (one line), 2 verification failed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+VERIFY_FAILED = 2
+
+
+def _yaml(path: Optional[Path]) -> dict:
+    if path is None:
+        return {}
+    import yaml
+
+    from aucues.errors import AucuesError
+
+    if not path.is_file():
+        raise AucuesError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise AucuesError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise AucuesError(f"{path}: expected a mapping of export settings")
+    return data
+
+
+def _merge(cls, yaml_values: dict, flags: dict):
+    """dataclass defaults <- YAML <- flags given on the command line (None = not given)."""
+    import dataclasses
+
+    from aucues.errors import AucuesError
+
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(yaml_values) - known
+    if unknown:
+        raise AucuesError(f"unknown {cls.__name__} keys: {', '.join(sorted(unknown))}")
+    values = dict(yaml_values)
+    values.update({k: v for k, v in flags.items() if v is not None})
+    if "tolerances" in values and isinstance(values["tolerances"], dict):
+        from export.config import Tolerances
+
+        values["tolerances"] = Tolerances(**values["tolerances"])
+    try:
+        return cls(**values)
+    except TypeError as e:
+        raise AucuesError(f"bad export settings: {e}") from None
+
+
+def _one_line_errors(command):
+    """User errors become one escaped line and exit 1 (messages hold brackets such as `aucues[gpu]`
+    or `[7]` that rich would read as markup)."""
+    import functools
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        from rich.markup import escape
+
+        from aucues.errors import AucuesError
+        from cli.common import fail
+
+        try:
+            return command(*args, **kwargs)
+        except AucuesError as e:
+            fail(escape(str(e)), 1)
+        except OSError as e:  # writing the output (permissions, full disk)
+            fail(escape(f"cannot write {kwargs.get('out')}: {e.strerror or e}"), 1)
+
+    return run
+
+
+def _run_with_status(label: str, fn):
+    from rich.markup import escape
+
+    from cli.common import console
+
+    with console.status(label) as status:
+        return fn(lambda msg: status.update(f"{label}: {escape(msg)}"))
+
+
+def _finish(report) -> None:
+    from rich.markup import escape
+
+    from cli.common import console, fail
+
+    console.print(escape(report.summary()), highlight=False, soft_wrap=True)
+    console.print(f"report: {escape(str(report.report_file))}", highlight=False, soft_wrap=True)
+    if not report.config.get("verify", True):
+        console.print("not verified (--no-verify): metadata says verified=false", highlight=False)
+        return
+    if not report.verified:
+        for line in report.failures[:5]:
+            console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
+        more = f" (+{len(report.failures) - 1} more)" if len(report.failures) > 1 else ""
+        first = report.failures[0] if report.failures else "no check ran"
+        fail(f"verification failed: {first}{more}; file marked unverified, see {report.report_file}", VERIFY_FAILED)
+
+
+def export_command(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint written by `aucues train` (.pt)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output ONNX file (.onnx); report beside it."),
+    exporter: Optional[str] = typer.Option(None, help="dynamo (default) or torchscript."),
+    opset: Optional[int] = typer.Option(None, help="ONNX opset (>= 18, default 18)."),
+    outputs: Optional[str] = typer.Option(None, help="all (logits, probabilities, cam, attentions) or logits."),
+    layers: Optional[str] = typer.Option(None, help="Attention layers to export, e.g. 1,2,3,4,5 (default) or 5."),
+    simplify: Optional[bool] = typer.Option(None, "--simplify/--no-simplify", help="onnxslim (default on)."),
+    fp16: Optional[bool] = typer.Option(None, "--fp16/--fp32", help="fp16 weights, float32 input/outputs."),
+    batch: Optional[int] = typer.Option(None, help="Batch N of the batch-N verification (default 4)."),
+    verify: Optional[bool] = typer.Option(None, "--verify/--no-verify", help="Parity check (default on)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of ExportConfig settings."),
+) -> None:
+    """Export a checkpoint to ONNX (dynamic batch, named outputs, aucues metadata) and verify it
+    against PyTorch in ONNX Runtime; exit code 2 when verification fails."""
+    from export.config import ExportConfig, parse_layers
+    from export.onnx_export import export_onnx
+
+    flags = dict(exporter=exporter, opset=opset, outputs=outputs, simplify=simplify, fp16=fp16,
+                 batch=batch, verify=verify, layers=parse_layers(layers) if layers is not None else None)
+    cfg = _merge(ExportConfig, _yaml(config), flags)
+    report = _run_with_status(f"exporting {checkpoint.name}", lambda p: export_onnx(checkpoint, out, cfg, p))
+    _finish(report)
+
+
+def engine_command(
+    model: Path = typer.Argument(..., help="ONNX model written by `aucues export`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output TensorRT engine (.plan)."),
+    fp16: Optional[bool] = typer.Option(None, "--fp16/--fp32", help="Allow fp16 kernels."),
+    min_batch: Optional[int] = typer.Option(None, help="Optimisation profile: smallest batch (default 1)."),
+    opt_batch: Optional[int] = typer.Option(None, help="Optimisation profile: batch tuned for (default 8)."),
+    max_batch: Optional[int] = typer.Option(None, help="Optimisation profile: largest batch (default 32)."),
+    workspace: Optional[float] = typer.Option(None, help="Builder workspace in GB (default 4)."),
+    verify: Optional[bool] = typer.Option(None, "--verify/--no-verify", help="Parity vs ONNX Runtime (default on)."),
+) -> None:
+    """Build a TensorRT engine (needs an NVIDIA GPU and `pip install 'aucues[gpu]'`) with a dynamic-
+    batch profile, check it against ONNX Runtime; exit code 2 when the check fails."""
+    from aucues.errors import AucuesError
+    from export.tensorrt_engine import EngineConfig, build_engine
+
+    cfg = _merge(EngineConfig, {}, dict(fp16=fp16, min_batch=min_batch, opt_batch=opt_batch,
+                                        max_batch=max_batch, workspace_gb=workspace, verify=verify))
+    if out.suffix.lower() not in (".plan", ".engine"):
+        raise AucuesError(f"{out}: the engine file should end in .plan")
+    report = _run_with_status(f"building engine from {model.name}", lambda p: build_engine(model, out, cfg, p))
+    _finish(report)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(_one_line_errors(export_command))
+    app.command("engine")(_one_line_errors(engine_command))
