@@ -78,7 +78,7 @@ def interleaved(fns: dict[str, Callable[[], object]], batch: int = 1, warmup: in
 
 def machine_info() -> dict:
     info = {"platform": platform.platform(), "python": platform.python_version(), "cpu_count": os.cpu_count(),
-            "cpu": _cpu_model()}
+            "cpu": cpu_model()}
     try:
         import torch
 
@@ -96,7 +96,7 @@ def machine_info() -> dict:
     return info
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aucues import au_maps  # noqa: E402
+from aucues.benchmark import cpu_model  # noqa: E402
 from aucues.io import atomic_write_json  # noqa: E402
 from aucues.labels import CLASS_NAMES  # noqa: E402
 
@@ -56,16 +57,6 @@ def time_calls(fn, sets, repeat: int) -> np.ndarray:
             fn(p)
             times.append(time.perf_counter() - t0)
     return np.asarray(times) * 1e3
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:
