@@ -5,7 +5,8 @@ own FaceLandmarker and one shared ONNX Runtime session, like the single classifi
 server) and send one real face photo's encoded bytes back to back for `duration` seconds. Latency
 percentiles per request, throughput = completed requests / wall time.
 
-Variants, same ONNX, same photo, same concurrency levels:
+Variants, same ONNX, same photo, same concurrency levels, measured in alternating windows (every
+server is up at once; `rounds` windows per variant and point, round-robin):
     triton-dynamic   repository as `build_repository` writes it (classifier dynamic batching on)
     triton-nobatch   the same repository with the classifier's dynamic_batching block removed
     inprocess        serve.pipeline.Pipeline in worker threads
@@ -36,7 +37,8 @@ STAT_PHASES = ("queue", "compute_input", "compute_infer", "compute_output")
 @dataclass
 class ServeBenchConfig:
     concurrency: tuple[int, ...] = (1, 2, 4, 8)
-    duration: float = 10.0          # seconds of timed load per point
+    duration: float = 10.0          # seconds of timed load per point and variant (split into rounds)
+    rounds: int = 2                 # windows per point; variants alternate window by window
     protocol: str = "http"
     inprocess: bool = True
     compare_batching: bool = True   # also a repository without classifier dynamic batching
@@ -48,6 +50,8 @@ class ServeBenchConfig:
         self.concurrency = tuple(sorted(set(int(c) for c in self.concurrency)))
         if not self.concurrency or self.concurrency[0] < 1 or self.concurrency[-1] > 256:
             raise AucuesError(f"concurrency levels must be in 1..256, got {list(self.concurrency)}")
+        if self.rounds < 1:
+            raise AucuesError(f"rounds must be >= 1, got {self.rounds}")
         if not self.duration > 0:
             raise AucuesError(f"duration must be > 0 s, got {self.duration}")
         if self.protocol not in ("http", "grpc"):
@@ -101,7 +105,7 @@ def load_test(make_worker: Callable[[int], Callable[[], object]], concurrency: i
         t.join()
     wall = time.perf_counter() - start
     samples = [v for l in lat for v in l]
-    out = {"concurrency": concurrency, "requests": len(samples), "errors": len(errors),
+    out = {"_samples": samples, "concurrency": concurrency, "requests": len(samples), "errors": len(errors),
            "error_examples": sorted(set(errors))[:3], "wall_s": round(wall, 3),
            "throughput_per_s": round(len(samples) / wall, 3) if wall > 0 else 0.0}
     if samples:
@@ -191,67 +195,106 @@ def repository_onnx(repository: Path) -> Path | None:
 # The benchmark
 
 
-def _triton_points(name: str, url: str, protocol: str, data: bytes, cfg: ServeBenchConfig,
-                   step: Progress) -> list[dict]:
+@dataclass
+class Target:
+    """One variant under load: a per-thread worker factory, an optional statistics source, and a
+    clean-up run after each load window (closing the clients)."""
+
+    name: str
+    make: Callable[[int], Callable[[], object]]
+    stats: Callable[[], dict] | None = None
+    after_window: Callable[[], None] = lambda: None
+    close: Callable[[], None] = lambda: None
+    info: dict | None = None
+
+
+def triton_target(name: str, url: str, protocol: str, data: bytes, info: dict | None = None) -> Target:
     from serve.client import AucuesClient
 
-    clients: dict[int, AucuesClient] = {}
+    clients: list[AucuesClient] = []
 
-    def make(i: int):
-        clients[i] = AucuesClient(url, protocol)
-        return lambda c=clients[i]: c.infer_raw(data)
+    def make(_i: int):
+        c = AucuesClient(url, protocol)  # one client per thread
+        clients.append(c)
+        return lambda: c.infer_raw(data)
 
-    rows = []
-    for c in cfg.concurrency:
-        step(f"{name}: concurrency {c}, {cfg.duration:g} s")
-        snap: dict = {}
-        res = load_test(make, c, cfg.duration, on_ready=lambda: snap.update(fetch_stats(url, protocol)))
-        res["server_stats"] = stats_delta(snap, fetch_stats(url, protocol))
-        for cl in clients.values():
-            cl.close()
+    def after() -> None:
+        for c in clients:
+            c.close()
         clients.clear()
-        rows.append({"variant": name, **res})
-    return rows
+
+    return Target(name, make, lambda: fetch_stats(url, protocol), after, info=info)
 
 
-def _run_server(name: str, repository: Path, data: bytes, cfg: ServeBenchConfig, step: Progress) -> list[dict]:
+def server_target(name: str, repository: Path, data: bytes, cfg: ServeBenchConfig, step: Progress) -> Target:
     from serve.tritonserver import TritonServer
 
-    step(f"{name}: starting tritonserver on {repository}")
+    step(f"{name}: starting tritonserver on {repository.name}")
     server = TritonServer(repository)
     server.start(timeout=cfg.server_timeout)
-    try:
-        url = server.http_url if cfg.protocol == "http" else server.grpc_url
-        rows = _triton_points(name, url, cfg.protocol, data, cfg, step)
-    finally:
-        server.stop()
-    for r in rows:
-        r["server_start_s"] = round(server.start_seconds or 0.0, 2)
-    return rows
+    url = server.http_url if cfg.protocol == "http" else server.grpc_url
+    t = triton_target(name, url, cfg.protocol, data, {"server_start_s": round(server.start_seconds or 0.0, 2)})
+    t.close = server.stop
+    return t
 
 
-def _inprocess_points(onnx: Path, data: bytes, cfg: ServeBenchConfig, step: Progress) -> list[dict]:
+def inprocess_target(onnx: Path, data: bytes) -> Target:
     from serve.pipeline import OnnxClassifier, Pipeline
 
-    step("in-process: building pipelines")
     shared = OnnxClassifier(onnx)
     pipes: dict[int, Pipeline] = {}
+    lock = threading.Lock()
 
     def make(i: int):
-        if i not in pipes:  # one FaceLandmarker per thread (MediaPipe graphs are not shared)
-            p = Pipeline(onnx)
-            p.classifier = shared  # one ORT session for all, like the server's single classifier instance
-            pipes[i] = p
+        with lock:
+            if i not in pipes:  # one FaceLandmarker per thread (MediaPipe graphs are not shared)
+                p = Pipeline(onnx)
+                p.classifier = shared  # one ORT session for all, like the server's single classifier instance
+                pipes[i] = p
         return lambda p=pipes[i]: p.predict(data)
 
-    rows = []
-    try:
-        for c in cfg.concurrency:
-            step(f"in-process: concurrency {c}, {cfg.duration:g} s")
-            rows.append({"variant": "inprocess", **load_test(make, c, cfg.duration)})
-    finally:
+    def close() -> None:
         for p in pipes.values():
             p.close()
+
+    return Target("inprocess", make, close=close)
+
+
+def _merge(name: str, c: int, windows: list[dict]) -> dict:
+    samples = [v for w in windows for v in w.pop("_samples")]
+    wall = sum(w["wall_s"] for w in windows)
+    row = {"variant": name, "concurrency": c, "rounds": len(windows), "requests": len(samples),
+           "errors": sum(w["errors"] for w in windows),
+           "error_examples": sorted({e for w in windows for e in w["error_examples"]})[:3],
+           "wall_s": round(wall, 3), "throughput_per_s": round(len(samples) / wall, 3) if wall > 0 else 0.0,
+           "round_throughputs": [w["throughput_per_s"] for w in windows]}
+    if samples:
+        row.update({f"p{q}_ms": round(float(np.percentile(samples, q)), 2) for q in (50, 90, 99)})
+        row["mean_ms"] = round(float(np.mean(samples)), 2)
+    return row
+
+
+def measure(targets: list[Target], cfg: ServeBenchConfig, step: Progress) -> list[dict]:
+    """For each concurrency: `rounds` windows of every target, round-robin, so load from other
+    processes on a shared machine hits every variant alike; then one merged row per target."""
+    rows = []
+    window = cfg.duration / cfg.rounds
+    for c in cfg.concurrency:
+        windows: dict[str, list[dict]] = {t.name: [] for t in targets}
+        before = {t.name: t.stats() for t in targets if t.stats}
+        for r in range(cfg.rounds):
+            for t in targets:
+                step(f"concurrency {c}, round {r + 1}/{cfg.rounds}: {t.name} ({window:g} s)")
+                try:
+                    windows[t.name].append(load_test(t.make, c, window))
+                finally:
+                    t.after_window()
+        for t in targets:
+            row = _merge(t.name, c, windows[t.name])
+            if t.stats:
+                row["server_stats"] = stats_delta(before[t.name], t.stats())
+            row.update(t.info or {})
+            rows.append(row)
     return rows
 
 
@@ -282,8 +325,8 @@ def run_serve_bench(*, url: str | None = None, repository: str | Path | None = N
             raise AucuesError(f"{repository}: not an aucues model repository (build one with `aucues repository build`)")
         onnx = onnx or repository_onnx(repository)
 
-    rows: list[dict] = []
     notes: list[str] = []
+    targets: list[Target] = []
     tmp = Path(tempfile.mkdtemp(prefix="aucues-bench-serve-", dir=workdir))
     try:
         if url is not None:
@@ -292,7 +335,7 @@ def run_serve_bench(*, url: str | None = None, repository: str | Path | None = N
 
             with AucuesClient(url, cfg.protocol) as c:
                 c.check_ready()
-            rows += _triton_points("triton", url, cfg.protocol, data, cfg, step)
+            targets.append(triton_target("triton", url, cfg.protocol, data))
             notes.append("external server: its own batching settings; no on/off comparison")
         else:
             if repository is None:
@@ -302,15 +345,22 @@ def run_serve_bench(*, url: str | None = None, repository: str | Path | None = N
                 repository = tmp / "dynamic"
                 build_repository(repository, onnx=onnx, backend="python", max_batch=cfg.max_batch,
                                  max_queue_delay_us=cfg.max_queue_delay_us)
-            rows += _run_server("triton-dynamic", repository, data, cfg, step)
+            targets.append(server_target("triton-dynamic", repository, data, cfg, step))
             if cfg.compare_batching:
-                rows += _run_server("triton-nobatch", nobatch_copy(repository, tmp / "nobatch"), data, cfg, step)
+                targets.append(server_target("triton-nobatch", nobatch_copy(repository, tmp / "nobatch"),
+                                             data, cfg, step))
         if cfg.inprocess:
             if onnx is None:
                 notes.append("in-process pipeline skipped: no ONNX (give --onnx)")
             else:
-                rows += _inprocess_points(Path(onnx), data, cfg, step)
+                targets.append(inprocess_target(Path(onnx), data))
+        rows = measure(targets, cfg, step)
     finally:
+        for t in targets:
+            try:
+                t.close()
+            except Exception:  # noqa: BLE001 - the other targets still get closed
+                pass
         shutil.rmtree(tmp, ignore_errors=True)
     return {
         "benchmark": "serve",
@@ -348,8 +398,12 @@ def serve_ratios(rows: list[dict]) -> list[dict]:
         for a, b, what in pairs:
             ra, rb = by.get((a, c)), by.get((b, c))
             if ra and rb and rb["throughput_per_s"] > 0:
+                per_round = [x / y for x, y in zip(ra.get("round_throughputs", []), rb.get("round_throughputs", []))
+                             if y > 0]
                 out.append({"ratio": what, "concurrency": c,
-                            "value": round(ra["throughput_per_s"] / rb["throughput_per_s"], 3)})
+                            "value": round(ra["throughput_per_s"] / rb["throughput_per_s"], 3),
+                            "paired": round(float(np.median(per_round)), 3) if per_round else None,
+                            "per_round": [round(v, 3) for v in per_round]})
     return out
 
 
@@ -361,9 +415,11 @@ def write_serve_results(payload: dict, out_dir: str | Path) -> dict[str, str]:
     md = f"# aucues bench serve\n\nimage {Path(payload['source']['image']).name} " \
          f"({payload['source']['image_bytes']} bytes), {payload['config']['duration']:g} s per point, protocol " \
          f"{payload['config']['protocol']}, load average {', '.join(f'{v:.2f}' for v in payload['load_avg'])}\n\n"
-    md += markdown_table(rows, ["variant", "concurrency", "requests", "errors", "throughput_per_s", "p50_ms",
+    md += markdown_table(rows, ["variant", "concurrency", "rounds", "requests", "errors", "throughput_per_s", "p50_ms",
                                 "p90_ms", "p99_ms"])
-    md += "\n## Ratios (same run)\n\n" + markdown_table(payload["ratios"], ["ratio", "concurrency", "value"])
+    md += "\n## Ratios (same run)\n\n" + markdown_table(payload["ratios"], ["ratio", "concurrency", "value", "paired", "per_round"])
+    md += "\nvalue = ratio of the throughputs over all rounds; paired = median of the per-round ratios " \
+          "(the variants' windows alternate, so each round's pair ran minutes apart at most).\n"
     stat_rows = [{"variant": r["variant"], "concurrency": r["concurrency"], **s}
                  for r in rows for s in r.get("server_stats", [])]
     if stat_rows:

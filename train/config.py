@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -223,4 +223,3 @@ def config_from_dict(d: dict[str, Any]) -> TrainConfig:
 
 
 __all__ = ["TrainConfig", "resolve_config", "load_yaml", "config_from_dict", "DATASETS", "MAP_KINDS"]
-_ = field  # dataclasses.field kept for future list-valued options

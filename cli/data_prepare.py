@@ -1,0 +1,35 @@
+"""`aucues data prepare rafdb --root DIR`: crop, landmark and align RAF-DB once (train.data.prepare);
+`prepare affectnet|folder --root DIR` fills their landmark cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(data_app: typer.Typer) -> None:
+    data_app.command("prepare")(prepare_cmd)
+
+
+def prepare_cmd(
+    dataset: str = typer.Argument(..., help="rafdb (crop + align + landmarks) | affectnet | folder (landmarks)."),
+    root: Path = typer.Option(..., "--root", help="Dataset root folder."),
+    size: int = typer.Option(224, "--size", help="Side of the aligned faces (rafdb)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N images (rafdb)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Prepare a dataset for training: aligned faces and their 68-point landmark cache."""
+    from aucues.errors import AucuesError
+    from cli.common import console
+    from train.data.prepare import prepare
+
+    if limit is not None and limit < 1:
+        raise AucuesError(f"--limit must be >= 1, got {limit}")
+    s = prepare(dataset, root, size=size, limit=limit, progress=not quiet)
+    console.print(f"{dataset} at {root}: {s['total']} images, {s['processed']} processed now, "
+                  f"{s['skipped']} already done; faces {s['faces']}, no face {s['missing']}, "
+                  f"unreadable {s['errors']}; landmarks: {s['cache']}")
+    for e in s.get("error_examples", [])[:3]:
+        console.print(f"  [yellow]unreadable:[/] {e}", highlight=False)

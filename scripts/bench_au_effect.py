@@ -1,0 +1,222 @@
+"""The paper's effect, measured on the synthetic AU benchmark (CPU, minutes).
+
+Synthesizes the benchmark, trains the same small backbone twice with the same seed and budget
+(CE only vs CE + AU alignment loss), evaluates both on the test split (accuracy, ATT-COS per layer,
+CAM-COS of four CAM methods), times a training step of each on the same batch, and writes a JSON
+report and (with --doc) docs/au_effect.md.
+
+    .venv/bin/python scripts/bench_au_effect.py --out runs/au_effect --doc docs/au_effect.md
+
+Targets (from the project's issue): AU model layer-5 ATT-COS >= CE-only + 0.2, CAM-COS >= CE-only
++ 0.1, accuracy >= CE-only - 1 point, step time AU / CE-only <= 1.10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+TARGETS = {"att_cos_5_gain": 0.2, "cam_cos_gain": 0.1, "accuracy_drop_max": 0.01, "step_ratio_max": 1.10}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="runs/au_effect")
+    p.add_argument("--per-class", type=int, default=150)
+    p.add_argument("--synth-size", type=int, default=64, help="side of the synthesized images")
+    p.add_argument("--image-size", type=int, default=48, help="model input side")
+    p.add_argument("--backbone", default="resnet18")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--augment", action="store_true",
+                   help="the paper's train augmentation (off by default: from scratch on a few hundred "
+                        "images it kept both models at chance within this budget, see docs/au_effect.md)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (1: on a shared 2-core machine more threads oversubscribe and slow down)")
+    p.add_argument("--au-lambda", type=float, default=9.0)
+    p.add_argument("--au-layers", default="5")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-workers", type=int, default=1)
+    p.add_argument("--step-repeats", type=int, default=6, help="timed steps per loss variant")
+    p.add_argument("--doc", default=None, help="also write this markdown report (e.g. docs/au_effect.md)")
+    p.add_argument("--quiet", action="store_true")
+    return p.parse_args(argv)
+
+
+def time_steps(cfg, repeats: int) -> dict:
+    """Seconds per training step, CE-only vs CE + AU loss, on one fixed batch and one model
+    (interleaved rounds so that CPU contention hits both alike; medians)."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from train.data import collate
+    from train.loss import AUAlignmentLoss
+    from train.trainer import build_data, build_fer_model, build_optimizer, seed_everything
+
+    seed_everything(cfg.seed)
+    _, train_ds, _ = build_data(cfg)
+    batch = next(iter(DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=False, collate_fn=collate)))
+    model = build_fer_model(cfg, train_ds.transform.preprocess)
+    model.train()
+    opt, _ = build_optimizer(model, cfg)
+    losses = {"ce_only": AUAlignmentLoss(cfg.au_layers, cfg.au_lambda, enabled=False),
+              "au": AUAlignmentLoss(cfg.au_layers, cfg.au_lambda, enabled=True)}
+
+    def step(loss_fn):
+        t = time.perf_counter()
+        out = model(batch["image"])
+        parts = loss_fn(out, batch["label"], batch["au_map"], batch["valid"])
+        opt.zero_grad(set_to_none=True)
+        parts.total.backward()
+        opt.step()
+        return time.perf_counter() - t
+
+    for fn in losses.values():  # warm-up
+        step(fn)
+    times = {k: [] for k in losses}
+    for _ in range(repeats):
+        for k, fn in losses.items():
+            times[k].append(step(fn))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"batch": int(batch["n"]), "ce_only_s": round(med["ce_only"], 4), "au_s": round(med["au"], 4),
+            "ratio": round(med["au"] / med["ce_only"], 3)}
+
+
+def run(args) -> dict:
+    import torch
+
+    from aucues.synth import synthesize
+    from train.config import TrainConfig
+    from train.evaluate import evaluate
+    from train.trainer import train
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    synth_dir = out / "synth"
+    t_all = time.time()
+    s = synthesize(synth_dir, per_class=args.per_class, seed=args.seed, image_size=args.synth_size,
+                   force=True, progress=not args.quiet)
+    common = dict(data=str(synth_dir), dataset="synthetic", backbone=args.backbone, large_maps=True,
+                  image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                  au_lambda=args.au_lambda, au_layers=tuple(int(x) for x in args.au_layers.split(",")),
+                  seed=args.seed, num_workers=args.num_workers, val_fraction=0.1, weights="random",
+                  augment=args.augment)
+    report = {"command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
+              "settings": {**{k: v for k, v in common.items() if k != "data"}, "au_layers": list(common["au_layers"]),
+                           "per_class": args.per_class, "synth_size": args.synth_size,
+                           "train_images": s["train"], "test_images": s["test"]},
+              "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                          "platform": platform.platform(), "load_avg_start": os.getloadavg()},
+              "runs": {}}
+    for name, au in (("ce_only", False), ("au", True)):
+        cfg = TrainConfig(**common, au_loss=au, out=str(out / name)).validate()
+        for f in ("last.pt", "best.pt"):
+            (out / name / f).unlink(missing_ok=True)
+        t0 = time.time()
+        res = train(cfg, progress=not args.quiet)
+        train_s = time.time() - t0
+        t0 = time.time()
+        ev = evaluate(res.best_checkpoint, str(synth_dir), "synthetic", split="test",
+                      plots_dir=out / name / "plots", batch_size=32, progress=not args.quiet)
+        report["runs"][name] = {"train_s": round(train_s, 1), "eval_s": round(time.time() - t0, 1),
+                                "best_epoch": res.best_epoch, "history": res.history, "test": ev}
+    cfg = TrainConfig(**common, au_loss=True, out=str(out / "au")).validate()
+    report["step_time"] = time_steps(cfg, args.step_repeats)
+    ce, au = report["runs"]["ce_only"]["test"], report["runs"]["au"]["test"]
+    report["deltas"] = {
+        "accuracy": round(au["accuracy"] - ce["accuracy"], 4),
+        "att_cos_5": round(au["att_cos"]["5"] - ce["att_cos"]["5"], 4),
+        "cam_cos": round(au["cam_cos"] - ce["cam_cos"], 4),
+        **{f"cam_cos_{m}": round(au[f"cam_cos_{m}"] - ce[f"cam_cos_{m}"], 4)
+           for m in ("gradcam", "gradcampp", "layercam")},
+    }
+    d = report["deltas"]
+    report["targets"] = {
+        "att_cos_5": {"goal": f">= +{TARGETS['att_cos_5_gain']}", "met": d["att_cos_5"] >= TARGETS["att_cos_5_gain"]},
+        "cam_cos": {"goal": f">= +{TARGETS['cam_cos_gain']}", "met": d["cam_cos"] >= TARGETS["cam_cos_gain"]},
+        "accuracy": {"goal": f">= -{TARGETS['accuracy_drop_max'] * 100:.0f} point",
+                     "met": d["accuracy"] >= -TARGETS["accuracy_drop_max"]},
+        "step_ratio": {"goal": f"<= {TARGETS['step_ratio_max']}",
+                       "met": report["step_time"]["ratio"] <= TARGETS["step_ratio_max"]},
+    }
+    report["machine"]["load_avg_end"] = os.getloadavg()
+    report["total_s"] = round(time.time() - t_all, 1)
+    return report
+
+
+def markdown(r: dict) -> str:
+    ce, au = r["runs"]["ce_only"]["test"], r["runs"]["au"]["test"]
+    st = r["settings"]
+
+    def f(v, pct=False):
+        return "n/a" if v is None else (f"{100 * v:.2f}%" if pct else f"{v:.3f}")
+
+    rows = [("accuracy (CL)", f(ce["accuracy"], True), f(au["accuracy"], True), f"{100 * r['deltas']['accuracy']:+.2f} pt"),
+            ("macro F1", f(ce["macro_f1"]), f(au["macro_f1"]), f"{au['macro_f1'] - ce['macro_f1']:+.3f}")]
+    for layer in ("1", "2", "3", "4", "5"):
+        rows.append((f"ATT-COS layer {layer}", f(ce["att_cos"][layer]), f(au["att_cos"][layer]),
+                     f"{au['att_cos'][layer] - ce['att_cos'][layer]:+.3f}"))
+    for key, name in (("cam_cos", "CAM"), ("cam_cos_gradcam", "GradCAM"), ("cam_cos_gradcampp", "GradCAM++"),
+                      ("cam_cos_layercam", "LayerCAM")):
+        rows.append((f"CAM-COS {name}", f(ce[key]), f(au[key]), f"{au[key] - ce[key]:+.3f}"))
+    table = "| metric (test split) | CE only | CE + AU loss | change |\n|---|---|---|---|\n"
+    table += "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
+    t = r["targets"]
+    tgt = "\n".join(f"- {k}: goal {v['goal']} -> **{'met' if v['met'] else 'missed'}**" for k, v in t.items())
+    s = r["step_time"]
+    return f"""# The AU-loss effect on the synthetic benchmark (measured)
+
+Generated by `scripts/bench_au_effect.py`. Command:
+
+    {r['command']}
+
+Setting: synthetic AU benchmark ({st['train_images']} train / {st['test_images']} test images,
+{st['synth_size']} px, seed {st['seed']}), {st['backbone']} with large maps at {st['image_size']} px, random
+init (no pretrained weights offline), {st['epochs']} epochs, batch {st['batch_size']}, SGD lr {st['lr']} with the
+paper's schedule, train augmentation {"as in the paper (§9)" if st.get("augment") else "off"}, 10% of train held out for model selection (best val accuracy), AU loss on layers
+{st['au_layers']} with lambda {st['au_lambda']}. Both runs use the same seed, data order and budget; only the loss differs.
+Machine: {r['machine']['cpus']} CPUs, shared with other work during the run (load average
+{r['machine']['load_avg_start'][0]:.1f} at start, {r['machine']['load_avg_end'][0]:.1f} at end), so wall times are indicative.
+Total wall time {r['total_s'] / 60:.1f} min (CE-only train {r['runs']['ce_only']['train_s']:.0f} s, AU train
+{r['runs']['au']['train_s']:.0f} s).
+
+{table}
+
+Training step time on the same batch of {s['batch']} (median of interleaved steps): CE only {s['ce_only_s']:.3f} s,
+CE + AU {s['au_s']:.3f} s, ratio **{s['ratio']:.3f}**.
+
+Targets:
+{tgt}
+"""
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    report = run(args)
+    out = Path(args.out)
+    from aucues.io import atomic_write_json, atomic_write_text
+
+    atomic_write_json(out / "au_effect.json", report)
+    md = markdown(report)
+    if args.doc:
+        doc = Path(args.doc)
+        old = doc.read_text() if doc.exists() else ""
+        marker = "<!-- analysis -->"
+        tail = old[old.index(marker):] if marker in old else ""
+        atomic_write_text(doc, md + ("\n" + tail if tail else ""))
+    print(md)
+    print(json.dumps({"deltas": report["deltas"], "step_time": report["step_time"],
+                      "targets": {k: v["met"] for k, v in report["targets"].items()}}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""Datasets: RAF-DB layout, synthetic benchmark, folder and CSV readers; unreadable images skipped
+and counted; transforms that move the AU map with the image; RAF-DB preparation with MediaPipe."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from aucues.au_maps import template_points
+from aucues.errors import AucuesError
+from aucues.io import write_image
+from aucues.labels import INDEX_TO_RAFDB
+from aucues.landmark_cache import LandmarkCache
+from aucues.landmarks import Face
+from aucues.preprocessing import PreprocessConfig
+from train.data import (FERDataset, SkipLog, build_transform, collate, open_dataset, train_val_split)
+
+SIZE = 64
+
+
+def _face_image(size=SIZE, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.random((size, size, 3)) * 255).astype(np.uint8)
+
+
+def _fake_rafdb(root, labels=(1, 2, 3, 4, 5, 6, 0), n_test=2, aligned_dir="basic/Image/aligned",
+                with_cache=True):
+    """A tiny RAF-DB: images, label file (RAF ids), landmark cache of template faces."""
+    lines, cache = [], LandmarkCache(root / "basic" / "aucues_landmarks68.json")
+    names = [f"train_{i + 1:05d}" for i in range(len(labels))] + [f"test_{i + 1:04d}" for i in range(n_test)]
+    labs = list(labels) + [1] * n_test
+    for k, (stem, label) in enumerate(zip(names, labs)):
+        key = f"{aligned_dir}/{stem}_aligned.jpg"
+        write_image(root / key, _face_image(seed=k))
+        pts = template_points(SIZE)
+        cache.set(key, Face(box=np.r_[pts.min(0), pts.max(0)], points=pts, score=1.0))
+        lines.append(f"{stem}.jpg {INDEX_TO_RAFDB[label]}")
+    (root / "basic/EmoLabel").mkdir(parents=True, exist_ok=True)
+    (root / "basic/EmoLabel/list_patition_label.txt").write_text("\n".join(lines) + "\n")
+    if with_cache:
+        cache.save()
+    return names
+
+
+def test_rafdb_layout_labels_splits_landmarks(tmp_path):
+    _fake_rafdb(tmp_path)
+    idx = open_dataset("rafdb", tmp_path)
+    assert [len(idx.split(s)) for s in ("train", "test")] == [7, 2]
+    # RAF ids were mapped to our indices: train_00001 was written as Happiness (1) with RAF id 4
+    first = idx.split("train")[0]
+    assert first.label == 1 and first.key == "basic/Image/aligned/train_00001_aligned.jpg"
+    assert len(idx.landmarks) == 9 and "landmarks for 9/9" in idx.summary()
+    with pytest.raises(AucuesError, match="no 'val' split"):
+        idx.split("val")
+
+
+def test_rafdb_prefers_our_aligned_faces_and_errors(tmp_path):
+    _fake_rafdb(tmp_path)
+    _fake_rafdb(tmp_path, aligned_dir="basic/Image/aucues_aligned")
+    idx = open_dataset("rafdb", tmp_path)
+    assert all(r.key.startswith("basic/Image/aucues_aligned/") for r in idx.split("all"))
+    with pytest.raises(AucuesError, match="not a RAF-DB folder"):
+        open_dataset("rafdb", tmp_path / "basic")
+    with pytest.raises(AucuesError, match="no such dataset folder"):
+        open_dataset("rafdb", tmp_path / "nope")
+    (tmp_path / "basic/EmoLabel/list_patition_label.txt").write_text("train_00001.jpg 9\n")
+    with pytest.raises(AucuesError, match=r"list_patition_label.txt:1"):
+        open_dataset("rafdb", tmp_path)
+
+
+def test_missing_and_corrupt_images_are_skipped_and_counted(tmp_path):
+    names = _fake_rafdb(tmp_path)
+    (tmp_path / f"basic/Image/aligned/{names[0]}_aligned.jpg").unlink()             # missing
+    (tmp_path / f"basic/Image/aligned/{names[1]}_aligned.jpg").write_bytes(b"\xff\xd8garbage")  # corrupt
+    idx = open_dataset("rafdb", tmp_path)
+    assert idx.n_missing == 1 and len(idx.split("train")) == 6
+    ds = FERDataset(idx.split("train"), idx.landmarks, build_transform(PreprocessConfig(image_size=48), False))
+    batch = collate([ds[i] for i in range(len(ds))])
+    assert batch["n"] == 5 and batch["image"].shape == (5, 3, 48, 48)
+    assert batch["skipped"] == [f"basic/Image/aligned/{names[1]}_aligned.jpg"]
+    log = SkipLog()
+    log.update(batch)
+    log.update(batch)  # the same image again (next epoch): counted once
+    assert log.count == 1
+
+
+def test_samples_maps_and_validity(tmp_path):
+    _fake_rafdb(tmp_path)
+    idx = open_dataset("rafdb", tmp_path)
+    recs = idx.split("train")
+    ds = FERDataset(recs, idx.landmarks, build_transform(PreprocessConfig(image_size=48), False),
+                    map_at_output=True)
+    for i, r in enumerate(recs):
+        s = ds[i]
+        assert s["image"].dtype == torch.float32 and s["au_map"].shape == (48, 48)
+        assert float(s["au_map"].min()) >= 0 and float(s["au_map"].max()) <= 1
+        assert s["valid"] == (r.label != 0)   # Neutral has no AU map
+    # Happiness (AU6, AU12, AU25): the map peaks in the lower half of the face (cheeks, mouth)
+    happy = ds[0]["au_map"].numpy()
+    assert happy[24:].sum() > 3 * happy[:24].sum()
+    # no landmarks -> invalid map, CE only
+    ds2 = FERDataset(recs, {}, build_transform(PreprocessConfig(image_size=48), True))
+    assert not any(ds2[i]["valid"] for i in range(len(recs))) and ds2.n_with_landmarks == 0
+
+
+def test_synthetic_is_rafdb_layout(tmp_path):
+    from aucues.synth import synthesize
+
+    synthesize(tmp_path, per_class=4, seed=1, image_size=64, progress=False)
+    idx = open_dataset("synthetic", tmp_path)
+    assert len(idx.split("train")) == 21 and len(idx.split("test")) == 7
+    assert len(idx.landmarks) == 28 and idx.name == "synthetic"
+
+
+def test_folder_and_csv(tmp_path):
+    for split, cls, n in (("train", "Happiness", 3), ("train", "sad", 2), ("test", "anger", 1)):
+        for k in range(n):
+            write_image(tmp_path / split / cls / f"{k}.png", _face_image(seed=k))
+    idx = open_dataset("folder", tmp_path)
+    assert sorted({r.label for r in idx.split("train")}) == [1, 6] and idx.split("test")[0].label == 4
+    assert idx.landmark_source == "none" and not idx.landmarks
+    # a landmark cache at the root is used
+    cache = LandmarkCache(tmp_path / "aucues_landmarks68.json")
+    cache.set("train/Happiness/0.png", Face(np.zeros(4, np.float32), template_points(SIZE), 1.0))
+    cache.save()
+    assert list(open_dataset("folder", tmp_path).landmarks) == ["train/Happiness/0.png"]
+
+    csv_path = tmp_path / "list.csv"
+    csv_path.write_text("path,label,split\ntrain/Happiness/0.png,happy,train\ntrain/sad/0.png,6,test\n"
+                        "missing.png,Fear,train\n")
+    idx = open_dataset("folder", csv_path)
+    assert [r.label for r in idx.split("train")] == [1] and idx.split("test")[0].label == 6
+    assert idx.n_missing == 1
+    csv_path.write_text("train/Happiness/0.png,bored\n")
+    with pytest.raises(AucuesError, match=r"list.csv:1: unknown expression 'bored'"):
+        open_dataset("folder", csv_path)
+    with pytest.raises(AucuesError, match="no images found"):
+        open_dataset("folder", tmp_path / "train" / "sad")
+
+
+def test_affectnet_layout(tmp_path):
+    for split, ids in (("train_set", [(0, 1), (1, 2), (2, 7), (3, 9)]), ("val_set", [(4, 6)])):
+        for i, aff in ids:
+            write_image(tmp_path / split / "images" / f"{i}.jpg", _face_image(seed=i))
+            (tmp_path / split / "annotations").mkdir(parents=True, exist_ok=True)
+            np.save(tmp_path / split / "annotations" / f"{i}_exp.npy", np.array(str(aff)))
+            np.save(tmp_path / split / "annotations" / f"{i}_lnd.npy", template_points(SIZE).reshape(-1))
+    idx = open_dataset("affectnet", tmp_path)
+    # 1 Happy -> 1, 2 Sad -> 6; Contempt (7) and 9 dropped with 7 classes; val_set is the test split
+    assert [r.label for r in idx.split("train")] == [1, 6] and idx.split("test")[0].label == 4
+    assert idx.landmark_source.startswith("AffectNet") and len(idx.landmarks) == 3
+    idx8 = open_dataset("affectnet", tmp_path, num_classes=8)
+    assert [r.label for r in idx8.split("train")] == [1, 6, 7] and len(idx8.class_names) == 8
+
+
+def test_stratified_seeded_validation_split(tmp_path):
+    from train.data import Record
+
+    recs = [Record(f"/x/{i}.jpg", f"{i}.jpg", i % 3, "train") for i in range(60)]
+    tr, va = train_val_split(recs, 0.2, seed=3)
+    assert len(va) == 12 and len(tr) == 48 and not set(tr) & set(va)
+    assert [sum(r.label == c for r in va) for c in range(3)] == [4, 4, 4]
+    assert train_val_split(recs, 0.2, seed=3)[1] == va and train_val_split(recs, 0.2, seed=4)[1] != va
+    assert train_val_split(recs, 0.0, seed=3) == (recs, [])
+
+
+def _blob_pair(size=80):
+    """An image and a map with the same asymmetric blob (right half, upper part)."""
+    img = np.zeros((size, size, 3), np.uint8)
+    amap = np.zeros((size, size), np.float32)
+    img[12:30, 50:70] = 255
+    amap[12:30, 50:70] = 1.0
+    return img, amap
+
+
+def _centroid(m):
+    ys, xs = np.nonzero(m > 0.5)
+    return np.array([xs.mean(), ys.mean()])
+
+
+def test_geometric_augmentations_move_the_map_with_the_image():
+    pre = PreprocessConfig(image_size=64)
+    tf = build_transform(pre, train=True)
+    img, amap = _blob_pair()
+    flipped = 0
+    for seed in range(24):
+        torch.manual_seed(seed)
+        from train.data.transforms import _to_tensors
+
+        ti, tm = tf.geometric(*_to_tensors(img, amap))
+        bright = ti.float().mean(0).numpy() / 255.0
+        m = tm[0].numpy()
+        assert m.shape == (64, 64) and set(np.unique(m)) <= {0.0, 1.0}  # nearest: no new values
+        ci, cm = _centroid(bright), _centroid(m)
+        assert np.abs(ci - cm).max() < 2.0, (seed, ci, cm)
+        flipped += cm[0] < 32  # the blob started on the right: a flip brings it left
+    assert 3 <= flipped <= 21  # hflip p=0.5 happens, and not always
+
+
+def test_photometric_augmentations_leave_the_map_alone():
+    pre = PreprocessConfig(image_size=64)
+    img, amap = _blob_pair(64)
+    tf = build_transform(pre, train=True)
+    tf.geometric = lambda a, b: (a, b)  # isolate the photometric part
+    for seed in range(8):
+        torch.manual_seed(seed)
+        x, m = tf(img, amap)
+        assert torch.equal(m, torch.from_numpy(amap))
+        assert x.shape == (3, 64, 64) and x.dtype == torch.float32
+    # eval: resize + normalise, the map resized with the image
+    x, m = build_transform(pre, train=False)(img, amap)
+    assert x.shape == (3, 64, 64) and torch.equal(m, torch.from_numpy(amap))
+    expected = (0.0 - pre.mean[0]) / pre.std[0]
+    assert float(x[0, 0, 0]) == pytest.approx(expected, abs=1e-5)
+
+
+def test_augmentation_depends_on_seed_epoch_index_only(tmp_path):
+    _fake_rafdb(tmp_path)
+    idx = open_dataset("rafdb", tmp_path)
+    tf = build_transform(PreprocessConfig(image_size=48), train=True)
+    ds = FERDataset(idx.split("train"), idx.landmarks, tf, seed=5)
+    a = ds[2]["image"]
+    torch.manual_seed(123)  # global RNG state does not matter
+    assert torch.equal(ds[2]["image"], a)
+    ds.set_epoch(1)
+    assert not torch.equal(ds[2]["image"], a)
+
+
+def test_prepare_rafdb_with_mediapipe(tmp_path, astronaut_path, aligned_face_path):
+    """Real MediaPipe on real photos: crop (box +30%), landmarks, alignment, cache; no face and
+    unreadable originals recorded, never fatal; a second run resumes (nothing left to do)."""
+    import cv2
+
+    from aucues.io import read_image
+    from train.data.prepare import prepare_rafdb
+
+    root = tmp_path
+    orig = root / "basic/Image/original"
+    orig.mkdir(parents=True)
+    astro = read_image(astronaut_path)
+    write_image(orig / "train_00001.jpg", astro)
+    write_image(orig / "train_00002.jpg", cv2.resize(read_image(aligned_face_path), (160, 160)))
+    write_image(orig / "train_00003.jpg", np.full((120, 120, 3), 127, np.uint8))  # no face
+    (orig / "test_0001.jpg").write_bytes(b"not an image")
+    boxes = root / "basic/Annotation/boundingbox"
+    boxes.mkdir(parents=True)
+    (boxes / "train_00001_boxes.txt").write_text("170.0 40.0 300.0 200.0\n")  # the astronaut's face
+    (root / "basic/EmoLabel").mkdir(parents=True)
+    (root / "basic/EmoLabel/list_patition_label.txt").write_text(
+        "train_00001.jpg 4\ntrain_00002.jpg 1\ntrain_00003.jpg 7\ntest_0001.jpg 5\n")
+    s = prepare_rafdb(root, size=112, progress=False)
+    assert (s["faces"], s["missing"], s["errors"], s["processed"]) == (2, 1, 1, 4)
+    out = root / "basic/Image/aucues_aligned"
+    assert sorted(p.name for p in out.iterdir()) == ["train_00001_aligned.jpg", "train_00002_aligned.jpg",
+                                                     "train_00003_aligned.jpg"]
+    assert not (root / "basic/Image/aligned").exists()  # RAF-DB's own folder untouched
+    cache = json.loads((root / "basic/aucues_landmarks68.json").read_text())["items"]
+    assert cache["basic/Image/aucues_aligned/train_00003_aligned.jpg"] is None
+    assert cache["basic/Image/aucues_aligned/test_0001_aligned.jpg"] is None
+    pts = np.array(cache["basic/Image/aucues_aligned/train_00001_aligned.jpg"]["points"])
+    # aligned: eyes level and inside the crop where the alignment template puts them
+    eyes = np.stack([pts[36:42].mean(0), pts[42:48].mean(0)])
+    assert abs(eyes[0, 1] - eyes[1, 1]) < 2 and np.all((pts > -5) & (pts < 117))
+    assert abs(eyes[0, 1] - 0.26 * 112) < 4
+    # the reader now uses our aligned faces; the unreadable one counts as missing
+    idx = open_dataset("rafdb", root)
+    assert len(idx.split("train")) == 3 and idx.n_missing == 1 and len(idx.landmarks) == 2
+    again = prepare_rafdb(root, size=112, progress=False)
+    assert again["processed"] == 1 and again["skipped"] == 3  # only the unreadable one is retried

@@ -1,0 +1,173 @@
+"""`aucues data prepare`: faces aligned and landmarked once, so training builds AU maps on the fly.
+
+RAF-DB (PAPER_FACTS §10): for every image of basic/EmoLabel/list_patition_label.txt, the original
+`basic/Image/original/<stem>.jpg` is cropped with `basic/Annotation/boundingbox/<stem>_boxes.txt`
+enlarged by 30% (the whole image when there is no box file), MediaPipe finds the 68 landmarks
+(FaceLandmarker, largest face), align_face warps it to size x size, and the result goes to
+`basic/Image/aucues_aligned/<stem>_aligned.jpg` (RAF-DB's own files are never touched). The landmarks
+of the ALIGNED image (the detected points moved by the same similarity transform) go to the cache
+`basic/aucues_landmarks68.json`, keyed by the aligned image's path from the root.
+
+No face: the enlarged crop resized to size x size is written (as the reference code falls back to
+the crop) and the cache records null (CE only for that image). An unreadable original is recorded
+as null and counted; no aligned image is written for it. Resumable: images whose key is in the
+cache and whose aligned file exists are skipped; the cache is saved atomically every `save_every`
+images, at the end and on interruption.
+
+Folder / AffectNet datasets come already cropped: `prepare folder|affectnet` only fills
+`<root>/aucues_landmarks68.json` for their images (aucues.landmark_cache.landmark_dataset).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from aucues.errors import AucuesError
+
+ORIGINAL_DIR = "basic/Image/original"
+BOX_DIR = "basic/Annotation/boundingbox"
+OUT_DIR = "basic/Image/aucues_aligned"
+BOX_ENLARGE = 1.3
+
+
+def read_box(path: Path) -> np.ndarray | None:
+    """RAF-DB's `<stem>_boxes.txt`: 'x0 y0 x1 y1' -> float array, None if absent or malformed."""
+    if not path.is_file():
+        return None
+    try:
+        vals = [float(v) for v in path.read_text().split()[:4]]
+    except (OSError, ValueError):
+        return None
+    if len(vals) != 4 or vals[2] <= vals[0] or vals[3] <= vals[1]:
+        return None
+    return np.array(vals, np.float64)
+
+
+def crop_box(image: np.ndarray, box: np.ndarray | None, enlarge: float = BOX_ENLARGE) -> np.ndarray:
+    """The box grown `enlarge` times about its centre; parts outside the image are black."""
+    import cv2
+
+    if box is None:
+        return image
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    w, h = (box[2] - box[0]) * enlarge, (box[3] - box[1]) * enlarge
+    x0, y0 = int(round(cx - w / 2)), int(round(cy - h / 2))
+    out_w, out_h = max(int(round(w)), 1), max(int(round(h)), 1)
+    m = np.array([[1, 0, -x0], [0, 1, -y0]], np.float64)
+    return cv2.warpAffine(image, m, (out_w, out_h), flags=cv2.INTER_NEAREST,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+
+
+def _stems(root: Path) -> list[str]:
+    from train.data.rafdb import LABEL_FILE, read_label_file
+
+    labels = root / LABEL_FILE
+    if labels.is_file():
+        return [Path(name).stem for name, _ in read_label_file(labels)]
+    originals = root / ORIGINAL_DIR
+    if not originals.is_dir():
+        raise AucuesError(f"{root}: not a RAF-DB folder (missing {LABEL_FILE} and {ORIGINAL_DIR}/)")
+    return sorted(p.stem for p in originals.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+
+
+def _original(root: Path, stem: str) -> Path:
+    for ext in (".jpg", ".jpeg", ".png"):
+        p = root / ORIGINAL_DIR / f"{stem}{ext}"
+        if p.exists():
+            return p
+    return root / ORIGINAL_DIR / f"{stem}.jpg"
+
+
+def prepare_rafdb(root, size: int = 224, limit: int | None = None, save_every: int = 100,
+                  progress: bool = True, landmarker=None) -> dict:
+    """Crop, landmark and align RAF-DB's originals (see the module doc). Returns counts."""
+    import cv2
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from aucues.align import align_face
+    from aucues.io import read_image, write_image
+    from aucues.landmark_cache import LandmarkCache
+    from aucues.landmarks import Face
+    from train.data.rafdb import RAF_CACHE
+
+    root = Path(root)
+    if not root.is_dir():
+        raise AucuesError(f"{root}: no such folder")
+    if not (root / ORIGINAL_DIR).is_dir():
+        raise AucuesError(f"{root}: no {ORIGINAL_DIR}/ to prepare from (RAF-DB's original images)")
+    size = int(size)
+    if size < 32:
+        raise AucuesError(f"aligned size must be >= 32 px, got {size}")
+    stems = _stems(root)[: limit or None]
+    cache = LandmarkCache(root / RAF_CACHE)
+    key_of = {s: f"{OUT_DIR}/{s}_aligned.jpg" for s in stems}
+    todo = [s for s in stems if not (key_of[s] in cache and (root / key_of[s]).exists())]
+    summary = {"root": str(root), "cache": str(cache.path), "out_dir": str(root / OUT_DIR), "total": len(stems),
+               "skipped": len(stems) - len(todo), "processed": 0, "faces": 0, "missing": 0, "errors": 0,
+               "error_examples": []}
+    own = landmarker is None
+    if own:
+        from aucues.landmarks import FaceLandmarker
+
+        landmarker = FaceLandmarker(max_faces=3)
+    columns = (TextColumn("prepare rafdb"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    try:
+        with Progress(*columns, disable=not progress) as bar:
+            task = bar.add_task("prepare", total=len(todo))
+            for i, stem in enumerate(todo, 1):
+                key = key_of[stem]
+                try:
+                    image = read_image(_original(root, stem))
+                except AucuesError as e:  # missing or undecodable original: recorded, never fatal
+                    cache.set(key, None)
+                    summary["errors"] += 1
+                    if len(summary["error_examples"]) < 10:
+                        summary["error_examples"].append(str(e))
+                else:
+                    crop = crop_box(image, read_box(root / BOX_DIR / f"{stem}_boxes.txt"))
+                    faces = landmarker.detect(crop)
+                    if faces:
+                        al = align_face(crop, faces[0].points, size)
+                        pts = al.points.astype(np.float32)
+                        box = np.r_[pts.min(0), pts.max(0)].astype(np.float32)
+                        write_image(root / key, al.image)
+                        cache.set(key, Face(box=box, points=pts, score=float(faces[0].score)))
+                        summary["faces"] += 1
+                    else:
+                        write_image(root / key, cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA))
+                        cache.set(key, None)
+                        summary["missing"] += 1
+                summary["processed"] += 1
+                bar.advance(task)
+                if save_every and i % save_every == 0:
+                    cache.save()
+    finally:
+        cache.save()  # also on Ctrl-C: the next run resumes after what was done
+        if own:
+            landmarker.close()
+    return summary
+
+
+def prepare_landmarks(dataset: str, root, progress: bool = True, landmarker=None) -> dict:
+    """Folder / AffectNet: the landmark cache `<root>/aucues_landmarks68.json` of their images."""
+    from aucues.landmark_cache import landmark_dataset
+    from train.data.base import CACHE_NAME
+
+    root = Path(root)
+    if root.is_file() and root.suffix.lower() == ".csv":
+        root = root.parent
+    if not root.is_dir():
+        raise AucuesError(f"{root}: no such folder")
+    pattern = "*_set/images/*" if dataset == "affectnet" else None
+    return landmark_dataset(root, root / CACHE_NAME, pattern=pattern, progress=progress, landmarker=landmarker)
+
+
+def prepare(dataset: str, root, size: int = 224, limit: int | None = None, progress: bool = True) -> dict:
+    if dataset == "rafdb":
+        return prepare_rafdb(root, size=size, limit=limit, progress=progress)
+    if dataset in ("affectnet", "folder"):
+        return prepare_landmarks(dataset, root, progress=progress)
+    raise AucuesError(f"cannot prepare '{dataset}'; choose one of: rafdb, affectnet, folder "
+                      f"(the synthetic benchmark is written ready by `aucues data synth`)")

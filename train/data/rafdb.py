@@ -1,0 +1,70 @@
+"""RAF-DB (basic) in its standard layout, and the synthetic AU benchmark that uses the same layout.
+
+    <root>/basic/EmoLabel/list_patition_label.txt   lines `train_00001.jpg 5` (RAF-DB ids 1..7)
+    <root>/basic/Image/aucues_aligned/<stem>_aligned.jpg   written by `aucues data prepare rafdb`
+    <root>/basic/Image/aligned/<stem>_aligned.jpg          RAF-DB's own aligned faces (fallback)
+    <root>/basic/aucues_landmarks68.json                   LandmarkCache keyed by image path from root
+
+`train_*` files are the train split, `test_*` the test split. RAF ids map with RAFDB_TO_INDEX.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aucues.errors import AucuesError
+from aucues.labels import CLASS_NAMES, RAFDB_TO_INDEX
+from train.data.base import CACHE_NAME, DatasetIndex, Record, check_existing, load_landmarks
+
+LABEL_FILE = "basic/EmoLabel/list_patition_label.txt"
+ALIGNED_DIRS = ("basic/Image/aucues_aligned", "basic/Image/aligned")
+RAF_CACHE = f"basic/{CACHE_NAME}"
+
+
+def image_dir(root: Path) -> str:
+    """Our own aligned crops when `data prepare` wrote them, else RAF-DB's."""
+    ours = root / ALIGNED_DIRS[0]
+    if ours.is_dir() and any(ours.iterdir()):
+        return ALIGNED_DIRS[0]
+    return ALIGNED_DIRS[1]
+
+
+def read_label_file(path: Path) -> list[tuple[str, int]]:
+    """(file name, class index) per line; malformed lines are a one-line error with the line number."""
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        try:
+            name, raf = parts[0], int(parts[1])
+            rows.append((name, RAFDB_TO_INDEX[raf]))
+        except (IndexError, ValueError, KeyError):
+            raise AucuesError(f"{path}:{n}: expected '<file>.jpg <RAF-DB id 1-7>', got {line.strip()!r}") from None
+    if not rows:
+        raise AucuesError(f"{path}: no labelled images")
+    return rows
+
+
+def read_rafdb(root: str | Path, name: str = "rafdb") -> DatasetIndex:
+    root = Path(root)
+    labels = root / LABEL_FILE
+    if not labels.is_file():
+        raise AucuesError(f"{root}: not a RAF-DB folder (missing {LABEL_FILE})")
+    sub = image_dir(root)
+    records: dict[str, list[Record]] = {"train": [], "test": []}
+    for fname, label in read_label_file(labels):
+        stem = Path(fname).stem
+        split = "train" if stem.startswith("train") else "test" if stem.startswith("test") else None
+        if split is None:
+            continue  # neither train_* nor test_*: not part of the protocol
+        key = f"{sub}/{stem}_aligned.jpg"
+        records[split].append(Record(path=str(root / key), key=key, label=label, split=split))
+    index = DatasetIndex(name=name, root=root, class_names=CLASS_NAMES, records=records)
+    for split in records:
+        records[split] = check_existing(records[split], index)
+    if not any(records.values()):
+        raise AucuesError(f"{root}: none of the images listed in {LABEL_FILE} exist under {sub}/")
+    keys = [r.key for recs in records.values() for r in recs]
+    index.landmarks, index.landmark_source = load_landmarks(root / RAF_CACHE, keys)
+    return index

@@ -1,0 +1,394 @@
+"""The training loop: `train(TrainConfig) -> TrainResult` (the CLI only parses flags into the config).
+
+Run folder: config.yaml (resolved config), metrics.csv (one row per epoch), last.pt (everything a
+resume needs) and best.pt (the model with the best validation accuracy; ties -> lower val CE).
+
+Reproducibility: data order comes from a DistributedSampler seeded with (seed, epoch) (world size 1
+without torchrun), augmentations from per-sample generators seeded with (seed, epoch, index), and
+the global RNGs are reseeded with (seed, epoch, rank) at the start of every epoch. So a run resumed
+from last.pt after a kill reproduces the uninterrupted run exactly (CPU, same num_workers); the RNG
+states are saved in last.pt and restored as well.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from aucues.errors import AucuesError
+from aucues.preprocessing import PreprocessConfig
+from train.config import TrainConfig, config_from_dict
+from train.distributed import (DistEnv, all_reduce_sum, barrier, broadcast_object, cleanup,
+                               init_distributed, unwrap, wrap_model)
+
+log = logging.getLogger("aucues.train")
+
+METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_ce", "train_align", "val_accuracy", "val_ce",
+                  "val_att_cos_5", "time_s", "n_skipped")
+# Keys that may differ between the original run and its resume (everything else must match).
+RESUME_FREE_KEYS = ("epochs", "num_workers", "stop_after_epoch", "resume", "device", "out", "data")
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_checkpoint: Path
+    last_checkpoint: Path
+    best_epoch: int
+    best_val_accuracy: float | None
+    epochs_done: int
+    history: list[dict] = field(default_factory=list)
+    stopped_early: bool = False
+    n_skipped: int = 0
+    rank: int = 0                 # DDP rank of this process (only rank 0 has the history)
+
+
+# ------------------------------------------------------------------------------------------------
+# RNG
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    np_state = np.random.get_state()
+    state = {
+        "python": _py_state_to_list(random.getstate()),
+        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = [s for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def _py_state_to_list(s):
+    return [s[0], list(s[1]), s[2]]
+
+
+def set_rng_state(state: dict) -> None:
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    return (seed * 7919 + epoch * 104729 + rank * 15485863) % (2 ** 31)
+
+
+# ------------------------------------------------------------------------------------------------
+# Setup
+
+def build_data(config: TrainConfig, preprocess: PreprocessConfig | None = None):
+    """-> (index, train FERDataset, val FERDataset | None). Validation: the dataset's own `val` split
+    when it has one, else a stratified seeded hold-out of `val_fraction` of train (never the test set)."""
+    from train.data import FERDataset, build_transform, open_dataset, train_val_split
+
+    index = open_dataset(config.dataset, config.data, config.num_classes)
+    train_recs = list(index.split("train"))
+    if config.limit_train:
+        train_recs = train_recs[: config.limit_train]
+    if index.records.get("val"):
+        val_recs = index.records["val"]
+    else:
+        train_recs, val_recs = train_val_split(train_recs, config.val_fraction, config.seed)
+    if not train_recs:
+        raise AucuesError(f"{config.data}: no training images left")
+    preprocess = preprocess or make_preprocess(config, index.class_names)
+    train_tf = build_transform(preprocess, train=config.augment)
+    train_ds = FERDataset(train_recs, index.landmarks, train_tf, config.map_kind, config.codebook, config.seed)
+    val_ds = None
+    if val_recs:
+        val_ds = FERDataset(val_recs, index.landmarks, build_transform(preprocess, train=False),
+                            "class", config.codebook, config.seed, map_at_output=True)
+    return index, train_ds, val_ds
+
+
+def make_preprocess(config: TrainConfig, class_names) -> PreprocessConfig:
+    return PreprocessConfig(image_size=config.image_size, class_names=tuple(class_names), codebook=config.codebook)
+
+
+def build_fer_model(config: TrainConfig, preprocess: PreprocessConfig):
+    from train.models import ModelConfig, build_model
+
+    mc = ModelConfig(backbone=config.backbone, num_classes=config.num_classes, large_maps=config.large_maps,
+                     weights=config.weights or "random")
+    return build_model(mc, preprocess)
+
+
+def build_optimizer(model, config: TrainConfig):
+    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                          nesterov=config.nesterov and config.momentum > 0, weight_decay=config.weight_decay)
+    floor = config.min_lr / config.lr
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda e: max(config.lr_decay ** (e // config.lr_step), floor))
+    return opt, sched
+
+
+def _state_to_cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _state_to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_state_to_cpu(v) for v in obj)
+    return obj
+
+
+# ------------------------------------------------------------------------------------------------
+# Run folder
+
+def write_metrics(path: Path, history: list[dict]) -> None:
+    from aucues.io import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for row in history:
+        w.writerow({k: ("" if row.get(k) is None else row[k]) for k in METRIC_COLUMNS})
+    atomic_write_text(path, buf.getvalue())
+
+
+def _check_resume_config(config: TrainConfig, saved: dict, ckpt: Path) -> None:
+    current = config.to_dict()
+    diff = [k for k, v in saved.items() if k not in RESUME_FREE_KEYS and current.get(k) != v]
+    if diff:
+        shown = ", ".join(f"{k} {saved[k]!r} -> {current.get(k)!r}" for k in diff[:4])
+        raise AucuesError(f"--resume: the config differs from the run in {ckpt.parent} ({shown}); "
+                          f"resume with the saved config or start a new --out")
+
+
+# ------------------------------------------------------------------------------------------------
+# The loop
+
+def _progress(enabled: bool):
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                    disable=not enabled, transient=True)
+
+
+def train(config: TrainConfig, progress: bool = True) -> TrainResult:
+    """Train a model as `config` says; returns where the checkpoints are and the per-epoch history."""
+    config = config_from_dict(config.to_dict())  # validated copy
+    if not config.data:
+        raise AucuesError("no dataset given (--data DIR)")
+    env = init_distributed(config.device)
+    try:
+        return _train(config, env, progress)
+    finally:
+        cleanup(env)
+
+
+def _train(config: TrainConfig, env: DistEnv, progress: bool) -> TrainResult:
+    from rich.console import Console
+
+    from train.checkpoint import load_checkpoint, save_checkpoint
+    from train.data import SkipLog, collate
+    from train.evaluate import validate
+    from train.loss import AUAlignmentLoss
+
+    console = Console(stderr=True, quiet=not env.is_main)
+    out = Path(config.out)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+
+    # Decide start/resume on rank 0 and share the verdict so every rank fails the same way.
+    verdict = None
+    if env.is_main:
+        if config.resume and not last_path.is_file():
+            verdict = f"--resume: no {last_path} to resume from"
+        elif not config.resume and last_path.exists():
+            verdict = f"{out} already holds a run (last.pt); pass --resume to continue it or choose another --out"
+    verdict = broadcast_object(verdict, env)
+    if verdict:
+        raise AucuesError(verdict)
+
+    seed_everything(config.seed)
+    index, train_ds, val_ds = build_data(config)
+    preprocess = train_ds.transform.preprocess
+    model = build_fer_model(config, preprocess).to(env.device)
+    optimizer, scheduler = build_optimizer(model, config)
+    use_amp = config.amp and env.device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    criterion = AUAlignmentLoss(config.au_layers, config.au_lambda, config.random_avg_p, enabled=config.au_loss)
+
+    start_epoch, history, best = 0, [], {"epoch": 0, "accuracy": None, "ce": None}
+    if config.resume:
+        saved_model, info = load_checkpoint(last_path)
+        _check_resume_config(config, info.get("train_config", {}), last_path)
+        model.load_state_dict(saved_model.state_dict())
+        del saved_model
+        optimizer.load_state_dict(info["optimizer"])
+        scheduler.load_state_dict(info["scheduler"])
+        if info.get("scaler"):
+            scaler.load_state_dict(info["scaler"])
+        start_epoch, history, best = int(info["epoch"]), list(info["history"]), dict(info["best"])
+        set_rng_state(info["rng"])
+        console.print(f"resuming {out} after epoch {start_epoch}")
+        if start_epoch >= config.epochs:
+            console.print(f"nothing to do: {start_epoch} of {config.epochs} epochs already done")
+
+    if env.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        # the recipe, not this invocation: a later `--resume` or a rerun starts from it
+        dataclasses.replace(config, resume=False, stop_after_epoch=None).save(out / "config.yaml")
+        console.print(index.summary())
+        n_lm = train_ds.n_with_landmarks
+        console.print(f"train {len(train_ds)} (AU landmarks for {n_lm}), val {len(val_ds) if val_ds else 0}; "
+                      f"{config.backbone} {config.image_size}px, AU loss "
+                      + (f"layers {list(config.au_layers)} lambda {config.au_lambda}" if config.au_loss else "off")
+                      + (f"; DDP x{env.world_size}" if env.enabled else "") + f"; device {env.device}")
+        if config.au_loss and n_lm == 0:
+            console.print("[yellow]warning:[/] no landmarks for the training images: AU maps are invalid, "
+                          "training is CE only (run `aucues data prepare` / provide aucues_landmarks68.json)")
+    ddp_model = wrap_model(model, env)
+
+    per_rank_batch = max(1, config.batch_size // env.world_size)
+    sampler = DistributedSampler(train_ds, num_replicas=env.world_size, rank=env.rank, shuffle=True,
+                                 seed=config.seed, drop_last=False)
+    loader = DataLoader(train_ds, batch_size=per_rank_batch, sampler=sampler, num_workers=config.num_workers,
+                        collate_fn=collate, pin_memory=env.device.type == "cuda",
+                        persistent_workers=False)
+    val_loader = None
+    if val_ds is not None and env.is_main:
+        val_loader = DataLoader(val_ds, batch_size=per_rank_batch, shuffle=False,
+                                num_workers=config.num_workers, collate_fn=collate)
+
+    skips = SkipLog(log)
+    stopped = False
+    epoch = start_epoch
+    for epoch in range(start_epoch, config.epochs):
+        t0 = time.time()
+        sampler.set_epoch(epoch)
+        train_ds.set_epoch(epoch)
+        seed_everything(epoch_seed(config.seed, epoch, env.rank))
+        ddp_model.train()
+        sums = torch.zeros(4, dtype=torch.float64)  # loss*n, ce*n, align*n, n
+        lr = optimizer.param_groups[0]["lr"]
+        with _progress(progress and env.is_main) as bar:
+            task = bar.add_task(f"epoch {epoch + 1}/{config.epochs}", total=len(loader), info="")
+            for batch in loader:
+                skips.update(batch)
+                parts, n = _step(ddp_model, criterion, optimizer, scaler, batch, env, use_amp)
+                if n:
+                    sums += torch.tensor([parts.total.item() * n, parts.ce.item() * n,
+                                          parts.align.item() * n, n], dtype=torch.float64)
+                bar.update(task, advance=1, info=f"loss {sums[0] / max(sums[3], 1):.4f}")
+        scheduler.step()
+        all_reduce_sum(sums, env)
+        n_skip = torch.tensor([float(skips.count)], dtype=torch.float64)
+        all_reduce_sum(n_skip, env)
+
+        row = {"epoch": epoch + 1, "lr": lr, "train_loss": _r(sums[0] / max(sums[3], 1)),
+               "train_ce": _r(sums[1] / max(sums[3], 1)), "train_align": _r(sums[2] / max(sums[3], 1)),
+               "val_accuracy": None, "val_ce": None, "val_att_cos_5": None, "time_s": None,
+               "n_skipped": int(n_skip.item())}
+        if env.is_main:
+            if val_loader is not None:
+                v = validate(unwrap(ddp_model), val_loader, env.device, use_amp=use_amp, progress=False)
+                row.update(val_accuracy=_r(v["accuracy"]), val_ce=_r(v["ce"]), val_att_cos_5=_r(v["att_cos_5"]))
+            row["time_s"] = round(time.time() - t0, 2)
+            history.append(row)
+            improved = _improved(row, best) if val_loader is not None else True
+            if improved:
+                best = {"epoch": epoch + 1, "accuracy": row["val_accuracy"], "ce": row["val_ce"]}
+            extra_common = {"epoch": epoch + 1, "train_config": config.to_dict(), "history": history,
+                            "best": best, "val_metrics": {k: row[k] for k in ("val_accuracy", "val_ce",
+                                                                             "val_att_cos_5")}}
+            save_checkpoint(last_path, unwrap(ddp_model), {
+                **extra_common,
+                "optimizer": _state_to_cpu(optimizer.state_dict()),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if use_amp else {},
+                "rng": rng_state(),
+                "data_order": {"sampler": "DistributedSampler", "seed": config.seed, "next_epoch": epoch + 1,
+                               "world_size": env.world_size},
+            })
+            if improved:
+                save_checkpoint(best_path, unwrap(ddp_model), extra_common)
+            write_metrics(out / "metrics.csv", history)
+            console.print(_epoch_line(row, config.epochs, improved))
+        barrier(env)
+        if config.stop_after_epoch is not None and epoch + 1 >= config.stop_after_epoch and epoch + 1 < config.epochs:
+            stopped = True
+            console.print(f"stopping after epoch {epoch + 1} (stop_after_epoch); continue with --resume")
+            break
+
+    n_skipped = int(history[-1]["n_skipped"]) if history else 0
+    if env.is_main and n_skipped:
+        console.print(f"[yellow]warning:[/] {n_skipped} unreadable training images were skipped")
+    return TrainResult(run_dir=out, best_checkpoint=best_path, last_checkpoint=last_path,
+                       best_epoch=int(best["epoch"]), best_val_accuracy=best["accuracy"],
+                       epochs_done=len(history) if env.is_main else epoch + 1, history=history,
+                       stopped_early=stopped, n_skipped=n_skipped, rank=env.rank)
+
+
+def _r(x) -> float:
+    return round(float(x), 6)
+
+
+def _improved(row: dict, best: dict) -> bool:
+    if best["accuracy"] is None:
+        return True
+    if row["val_accuracy"] != best["accuracy"]:
+        return row["val_accuracy"] > best["accuracy"]
+    return row["val_ce"] < best["ce"]  # tie on accuracy (small validation sets): lower CE
+
+
+def _epoch_line(row: dict, epochs: int, improved: bool) -> str:
+    s = (f"epoch {row['epoch']}/{epochs} lr {row['lr']:.2e} loss {row['train_loss']:.4f} "
+         f"(ce {row['train_ce']:.4f}, align {row['train_align']:.4f})")
+    if row["val_accuracy"] is not None:
+        s += f" | val acc {row['val_accuracy']:.4f} att-cos5 {row['val_att_cos_5']:.3f}"
+    return s + f" | {row['time_s']:.1f}s" + (" *" if improved else "")
+
+
+def _step(model, criterion, optimizer, scaler, batch, env: DistEnv, use_amp: bool):
+    """One optimisation step; returns (LossParts, n samples). A batch whose images were all unreadable
+    still joins the DDP gradient all-reduce (with a zero-weight dummy) so ranks never deadlock."""
+    n = batch["n"]
+    device = env.device
+    if n == 0:
+        if not env.enabled:
+            return None, 0
+        size = unwrap(model).preprocess.image_size
+        x = torch.zeros(2, 3, size, size, device=device)
+        with torch.autocast(device.type, enabled=use_amp):
+            out = model(x)
+            total = out.logits.sum() * 0.0 + sum(a.sum() for a in out.attentions.values()) * 0.0
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(total).backward()
+        scaler.step(optimizer)  # every rank steps with the averaged gradients: replicas stay equal
+        scaler.update()
+        return None, 0
+    x = batch["image"].to(device, non_blocking=True)
+    y = batch["label"].to(device, non_blocking=True)
+    amap = batch["au_map"].to(device, non_blocking=True)
+    valid = batch["valid"].to(device, non_blocking=True)
+    with torch.autocast(device.type, enabled=use_amp):
+        out = model(x)
+        parts = criterion(out, y, amap, valid)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(parts.total).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return parts, n
