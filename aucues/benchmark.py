@@ -76,6 +76,15 @@ def interleaved(fns: dict[str, Callable[[], object]], batch: int = 1, warmup: in
     return out
 
 
+def paired_ratio(a: list[float], b: list[float]) -> dict:
+    """Median (and quartiles) of the per-round ratios a_i / b_i of an interleaved run: the two calls of
+    a round ran seconds apart, so load that comes and goes on a shared machine cancels out, where a
+    ratio of the two p50s mixes quiet and busy moments differently for each variant."""
+    r = np.asarray(a, np.float64) / np.asarray(b, np.float64)
+    q25, q50, q75 = np.percentile(r, [25, 50, 75])
+    return {"paired": round(float(q50), 3), "paired_q25": round(float(q25), 3), "paired_q75": round(float(q75), 3)}
+
+
 def machine_info() -> dict:
     info = {"platform": platform.platform(), "python": platform.python_version(), "cpu_count": os.cpu_count(),
             "cpu": cpu_model()}

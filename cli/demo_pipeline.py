@@ -19,7 +19,7 @@ class DemoConfig:
     out: str = "runs/demo"
     train_config: str = "configs/demo.yaml"   # the small training recipe (a TrainConfig YAML)
     per_class: int = 150                      # synthetic images per class (train + test)
-    image_size: int = 112                     # synthetic images are drawn at this size
+    image_size: int = 64                      # synthetic images are drawn at this size
     seed: int = 0
     serve: bool = True                        # start tritonserver, predict through it, benchmark it
     bench_seconds: float = 8.0

@@ -24,6 +24,8 @@ def repository_build(
     max_batch: int = typer.Option(32, "--max-batch", help="Largest dynamic batch."),
     trt_accelerator: bool = typer.Option(False, "--trt-accelerator",
                                          help="onnxruntime backend: TensorRT execution accelerator (GPU, FP16)."),
+    dynamic_batching: bool = typer.Option(True, "--dynamic-batching/--no-dynamic-batching",
+                                          help="Classifier dynamic batching (may not pay on a small CPU host)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Write a complete Triton model repository (preprocess, classifier, postprocess, the `aucues`
@@ -31,7 +33,8 @@ def repository_build(
     from serve.repository import build_repository
 
     report = build_repository(out, onnx=onnx, checkpoint=checkpoint, backend=backend, plan=plan,
-                              instances=instances, max_batch=max_batch, trt_accelerator=trt_accelerator)
+                              instances=instances, max_batch=max_batch, trt_accelerator=trt_accelerator,
+                              dynamic_batching=dynamic_batching)
     if json_out:
         print(json.dumps(report, indent=1))
         return

@@ -21,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 
+from aucues.benchmark import paired_ratio
 from aucues.errors import AucuesError
 
 BACKENDS = ("torch", "ort", "trt")
@@ -322,15 +323,6 @@ def run_model_bench(*, checkpoint: str | Path | None = None, onnx: str | Path | 
         "samples": {f"{n}@{b}": [round(v, 2) for v in t.samples_ms] for (n, b), t in timings.items()},
         "skipped": backends.skipped,
     }
-
-
-def paired_ratio(a: list[float], b: list[float]) -> dict:
-    """Median (and quartiles) of the per-round ratios a_i / b_i of an interleaved run: the two calls of
-    a round ran seconds apart, so load that comes and goes on a shared machine cancels out, where a
-    ratio of the two p50s mixes quiet and busy moments differently for each variant."""
-    r = np.asarray(a, np.float64) / np.asarray(b, np.float64)
-    q25, q50, q75 = np.percentile(r, [25, 50, 75])
-    return {"paired": round(float(q50), 3), "paired_q25": round(float(q25), 3), "paired_q75": round(float(q75), 3)}
 
 
 def model_ratios(timings: dict) -> list[dict]:

@@ -248,9 +248,8 @@ def inprocess_target(onnx: Path, data: bytes) -> Target:
     def make(i: int):
         with lock:
             if i not in pipes:  # one FaceLandmarker per thread (MediaPipe graphs are not shared)
-                p = Pipeline(onnx)
-                p.classifier = shared  # one ORT session for all, like the server's single classifier instance
-                pipes[i] = p
+                # one ORT session for all, like the server's single classifier instance
+                pipes[i] = Pipeline(onnx, classifier=shared)
         return lambda p=pipes[i]: p.predict(data)
 
     def close() -> None:

@@ -22,6 +22,7 @@ class RepoOptions:
     instances: int = 1                # instances of each model (instance_group count)
     max_batch: int = 32
     max_queue_delay_us: int = 2000    # classifier: wait this long for a fuller batch
+    dynamic_batching: bool = True     # classifier; on a small CPU host batching may not pay (docs/benchmarks.md)
     trt_accelerator: bool = False     # onnxruntime backend: TensorRT execution accelerator (GPU)
     intra_op_threads: int = 0         # python classifier: ONNX Runtime threads (0 = its default)
 
@@ -127,9 +128,10 @@ def classifier_config(spec: ModelSpec, opts: RepoOptions) -> str:
         text = _header(CLASSIFIER, platform="tensorrt_plan", max_batch=opts.max_batch)
         text += 'default_model_filename: "model.plan"\n'
     text += _block("input", inputs) + _block("output", outputs)
-    pref = ", ".join(str(b) for b in opts.preferred_batch_sizes)
-    text += (f"dynamic_batching {{\n  preferred_batch_size: [ {pref} ]\n"
-             f"  max_queue_delay_microseconds: {opts.max_queue_delay_us}\n}}\n")
+    if opts.dynamic_batching:
+        pref = ", ".join(str(b) for b in opts.preferred_batch_sizes)
+        text += (f"dynamic_batching {{\n  preferred_batch_size: [ {pref} ]\n"
+                 f"  max_queue_delay_microseconds: {opts.max_queue_delay_us}\n}}\n")
     if opts.backend == "python":
         text += _instances(opts, "KIND_CPU")
         text += _param("model_file", "model.onnx") + _param("intra_op_threads", str(opts.intra_op_threads))

@@ -129,6 +129,9 @@ class OnnxClassifier:
         so = ort.SessionOptions()
         if intra_op_threads:
             so.intra_op_num_threads = int(intra_op_threads)
+        # Idle ORT worker threads spin by default; in a server whose preprocess (MediaPipe) shares
+        # the same few cores that spinning steals their CPU (measured in docs/benchmarks.md).
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
@@ -239,9 +242,11 @@ def result_dict(spec: ModelSpec, pre: PreprocessResult, ex: Explanation) -> dict
 class Pipeline:
     """preprocess -> ONNX Runtime -> postprocess, in-process, for one exported ONNX model."""
 
-    def __init__(self, onnx_path: str | Path, landmarker=None, intra_op_threads: int = 0):
+    def __init__(self, onnx_path: str | Path, landmarker=None, intra_op_threads: int = 0,
+                 classifier: OnnxClassifier | None = None):
         self.spec = spec_from_onnx(onnx_path)
-        self.classifier = OnnxClassifier(onnx_path, intra_op_threads)
+        # a shared classifier lets several pipelines (threads) use one session, like one Triton instance
+        self.classifier = classifier or OnnxClassifier(onnx_path, intra_op_threads)
         self.preprocessor = Preprocessor(self.spec, landmarker)
 
     def classify(self, image: np.ndarray) -> dict[str, np.ndarray]:

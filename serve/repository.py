@@ -78,7 +78,8 @@ def _prepare_out(out: Path) -> None:
 
 def build_repository(out: str | Path, *, onnx: str | Path | None = None, checkpoint: str | Path | None = None,
                      backend: str = "python", plan: str | Path | None = None, instances: int = 1,
-                     max_batch: int = 32, trt_accelerator: bool = False, max_queue_delay_us: int = 2000) -> dict:
+                     max_batch: int = 32, trt_accelerator: bool = False, max_queue_delay_us: int = 2000,
+                     dynamic_batching: bool = True) -> dict:
     """Write the repository; returns a report (paths, backend, model shapes)."""
     if (onnx is None) == (checkpoint is None):
         raise AucuesError("give exactly one of --checkpoint or --onnx")
@@ -91,7 +92,8 @@ def build_repository(out: str | Path, *, onnx: str | Path | None = None, checkpo
     if plan is not None and not Path(plan).is_file():
         raise AucuesError(f"{plan}: no such TensorRT plan file")
     opts = RepoOptions(backend=backend, instances=int(instances), max_batch=int(max_batch),
-                       trt_accelerator=trt_accelerator, max_queue_delay_us=int(max_queue_delay_us))
+                       trt_accelerator=trt_accelerator, max_queue_delay_us=int(max_queue_delay_us),
+                       dynamic_batching=bool(dynamic_batching))
     out = Path(out).resolve()
     _prepare_out(out)
     src = source_tree()

@@ -49,7 +49,7 @@ def run_train_bench(*, backbone: str = "resnet18", image_size: int = 112, batch_
     import numpy as np
     import torch
 
-    from aucues.benchmark import interleaved
+    from aucues.benchmark import interleaved, paired_ratio
     from aucues.preprocessing import PreprocessConfig
     from train.loss import AUAlignmentLoss
     from train.models import ModelConfig, build_model
@@ -88,8 +88,6 @@ def run_train_bench(*, backbone: str = "resnet18", image_size: int = 112, batch_
     ratio = res["ce+au"].p50 / res["ce"].p50
     # per-round ratios: the two steps of a round ran back to back, so load spikes from other processes
     # on a shared machine hit both (the p50s of each variant can fall in different moments)
-    per_round = np.asarray(res["ce+au"].samples_ms) / np.asarray(res["ce"].samples_ms)
-    q25, q50, q75 = np.percentile(per_round, [25, 50, 75])
     return {
         "benchmark": "train",
         "config": {"backbone": backbone, "image_size": image_size, "batch_size": batch_size, "layers": list(layers),
@@ -98,9 +96,8 @@ def run_train_bench(*, backbone: str = "resnet18", image_size: int = 112, batch_
         "threads": torch.get_num_threads(),
         "load_avg": list(os.getloadavg()),
         "rows": rows,
-        "ratios": [{"ratio": "CE + AU step / CE-only step", "paired": round(float(q50), 3),
-                    "paired_q25": round(float(q25), 3), "paired_q75": round(float(q75), 3),
-                    "p50_ratio": round(ratio, 3)}],
+        "ratios": [{"ratio": "CE + AU step / CE-only step",
+                    **paired_ratio(res["ce+au"].samples_ms, res["ce"].samples_ms), "p50_ratio": round(ratio, 3)}],
         "samples": {n: [round(v, 2) for v in t.samples_ms] for n, t in res.items()},
     }
 

@@ -93,3 +93,12 @@ def test_checked_in_repository_matches_generation():
         path = ROOT / "model_repository" / rel
         assert path.exists(), f"{rel} missing: run python -m serve.repository"
         assert path.read_text() == text, f"{rel} differs from a fresh generation: run python -m serve.repository"
+
+
+
+def test_classifier_dynamic_batching_switch():
+    on = _parse(classifier_config(_spec(), RepoOptions()))
+    off = _parse(classifier_config(_spec(), RepoOptions(dynamic_batching=False)))
+    assert on.HasField("dynamic_batching") and list(on.dynamic_batching.preferred_batch_size)
+    assert not off.HasField("dynamic_batching")
+    assert off.max_batch_size == on.max_batch_size  # still batches what the client sends
