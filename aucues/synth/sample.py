@@ -14,8 +14,11 @@ from aucues.synth.face import FaceGeometry, expression, identity
 from aucues.synth.render import Painter, background, draw_distractor, draw_face, photometric, random_look
 
 SPLIT_CODES = {"train": 0, "test": 1}
-EYE_LINE = 0.40        # eye level, as a fraction of the image height (aligned-crop convention)
-FACE_SCALE = 0.30      # face half-width as a fraction of the image side (before jitter)
+# The neutral face is framed like aucues.align.ALIGN_TEMPLATE (eye centres at 1/3 and 2/3 of the side,
+# eye line at 0.26), so a synthetic image is already an aligned crop: the served pipeline (MediaPipe
+# landmarks -> align_face) sees the faces in the frame the model was trained on.
+EYE_LINE = 0.26        # eye level, as a fraction of the image height
+FACE_SCALE = 0.4167    # face half-width as a fraction of the image side (face units: eye_dx ~ 0.4)
 DISTRACTOR_R = 0.06    # distractor half-size as a fraction of the image side
 CLEARANCE = 0.04       # extra gap kept from AU ellipses and the face hull (fraction of the side);
                        # covers the 28x28 smoothing of AU maps that spreads regions a little
