@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.aucues-installed
 OUT    ?= runs/demo
 
-.PHONY: setup demo test test-all clean
+.PHONY: setup demo test test-fast clean
 
 setup: $(STAMP)
 
@@ -21,11 +21,12 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/aucues demo --out $(OUT)
 
+# The whole suite (~5 min on 2 cores, the load test included); test-fast skips the tests marked slow.
 test: setup
-	$(BIN)/python -m pytest -q -m "not slow"
-
-test-all: setup
 	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
 
 clean:
 	rm -rf $(VENV) .assets runs

@@ -18,7 +18,7 @@ from aucues.errors import AucuesError
 class DemoConfig:
     out: str = "runs/demo"
     train_config: str = "configs/demo.yaml"   # the small training recipe (a TrainConfig YAML)
-    per_class: int = 150                      # synthetic images per class (train + test)
+    per_class: int = 200                      # synthetic images per class (train + test)
     image_size: int = 64                      # synthetic images are drawn at this size
     seed: int = 0
     serve: bool = True                        # start tritonserver, predict through it, benchmark it
@@ -41,12 +41,20 @@ def _paths(out: Path) -> dict[str, Path]:
     }
 
 
+def recipe_path(name: str) -> Path:
+    """The recipe as given, else relative to the project root (so `aucues demo` works from any folder)."""
+    p = Path(name)
+    if not p.exists() and not p.is_absolute():
+        p = Path(__file__).resolve().parent.parent / name
+    if not p.exists():
+        raise AucuesError(f"training recipe {name} not found")
+    return p
+
+
 def _train_config(cfg: DemoConfig, data: Path, run_dir: Path, au: bool):
     from train.config import resolve_config
 
-    file = Path(cfg.train_config)
-    if not file.exists():
-        raise AucuesError(f"training recipe {file} not found")
+    file = recipe_path(cfg.train_config)
     return resolve_config(file, {"data": str(data), "dataset": "synthetic", "out": str(run_dir),
                                  "au_loss": au, "seed": cfg.seed})
 
@@ -61,7 +69,9 @@ def run_demo(cfg: DemoConfig, console) -> dict:
     from aucues.io import atomic_write_text
 
     atomic_write_text(out / "demo_config.json", json.dumps(asdict(cfg), indent=1))
-    recipe = Path(cfg.train_config).read_text() if Path(cfg.train_config).exists() else ""
+    recipe = recipe_path(cfg.train_config).read_text()
+    # every step after synthesis depends on the data and the recipe: a change re-runs them all
+    upstream = {"recipe": recipe, "seed": cfg.seed, "per_class": cfg.per_class, "size": cfg.image_size}
 
     def synth():
         from aucues.synth import preview_grid, synthesize
@@ -111,17 +121,17 @@ def run_demo(cfg: DemoConfig, console) -> dict:
         Step("synth", "Synthesize the AU benchmark", synth,
              {"per_class": cfg.per_class, "size": cfg.image_size, "seed": cfg.seed}, ("data/synth_meta.json",)),
         Step("train_ce", "Train the CE-only model", train_run(False),
-             {"recipe": recipe, "seed": cfg.seed, "data": cfg.per_class}, ("train/ce_only/best.pt",)),
+             upstream, ("train/ce_only/best.pt",)),
         Step("train_au", "Train the AU-guided model (CE + AU alignment loss)", train_run(True),
-             {"recipe": recipe, "seed": cfg.seed, "data": cfg.per_class}, ("train/au_guided/best.pt",)),
+             upstream, ("train/au_guided/best.pt",)),
         Step("eval_ce", "Evaluate the CE-only model", evaluate_run("ce"),
-             {"recipe": recipe, "data": cfg.per_class}, ("eval/ce.json",)),
+             upstream, ("eval/ce.json",)),
         Step("eval_au", "Evaluate the AU-guided model", evaluate_run("au"),
-             {"recipe": recipe, "data": cfg.per_class}, ("eval/au.json",)),
+             upstream, ("eval/au.json",)),
         Step("export", "Export the AU-guided model to verified ONNX", export,
-             {"recipe": recipe, "data": cfg.per_class}, ("export/aucues.onnx",)),
+             upstream, ("export/aucues.onnx",)),
         Step("repository", "Build the Triton model repository", repository,
-             {"recipe": recipe, "data": cfg.per_class}, ("model_repository/aucues/config.pbtxt",)),
+             upstream, ("model_repository/aucues/config.pbtxt",)),
     ]
     if cfg.serve:
         from cli.demo_serving import serving_step
