@@ -194,6 +194,16 @@ def load_backbone_state(module: nn.Module, state: dict, source: str, skip_prefix
     module.load_state_dict(state, strict=True)
 
 
+def weight_state(arch: str, weights: str) -> tuple[dict, str] | None:
+    """The state dict that `weights` names: None for "random", torchvision's ImageNet weights of
+    `arch` for "imagenet", else a local file; with a description for error messages."""
+    if weights == "random":
+        return None
+    if weights == "imagenet":
+        return torchvision_imagenet_state(arch), f"{arch} ImageNet weights"
+    return read_state_file(weights), weights
+
+
 def read_state_file(path: str) -> dict:
     from pathlib import Path
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from aucues.errors import AucuesError
-from train.models.base import (FERModel, load_backbone_state, read_state_file,
-                               torchvision_imagenet_state)
+from train.models.base import FERModel, load_backbone_state, weight_state
 from train.models.registry import register_model
 
 
@@ -54,12 +53,10 @@ class ResNetFER(FERModel):
         self._load_weights(config.weights)
 
     def _load_weights(self, weights: str) -> None:
-        if weights == "random":
+        found = weight_state(self._arch, weights)
+        if found is None:
             return
-        if weights == "imagenet":
-            state, source = torchvision_imagenet_state(self._arch), f"{self._arch} ImageNet weights"
-        else:
-            state, source = read_state_file(weights), weights
+        state, source = found
         load_backbone_state(self.backbone, state, source, skip_prefixes=("fc.",))
 
     def _stage(self, layer: int, h: Tensor) -> Tensor:

@@ -12,8 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from aucues.errors import AucuesError
-from train.models.base import (FERModel, load_backbone_state, read_state_file,
-                               torchvision_imagenet_state)
+from train.models.base import FERModel, load_backbone_state, weight_state
 from train.models.registry import register_model
 
 PATCH = 16
@@ -38,12 +37,10 @@ class ViTFER(FERModel):
         self._load_weights(config.weights)
 
     def _load_weights(self, weights: str) -> None:
-        if weights == "random":
+        found = weight_state(self._arch, weights)
+        if found is None:
             return
-        if weights == "imagenet":
-            state, source = torchvision_imagenet_state(self._arch), f"{self._arch} ImageNet weights"
-        else:
-            state, source = read_state_file(weights), weights
+        state, source = found
         if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
             state = state["state_dict"]
         if isinstance(state, dict):
