@@ -150,7 +150,7 @@ def classifier_config(spec: ModelSpec, opts: RepoOptions) -> str:
 
 
 def _postprocess_io(spec: ModelSpec) -> tuple[list[str], list[str]]:
-    s, c, k = spec.image_size, spec.num_classes, spec.attention_layer
+    c, k = spec.num_classes, spec.attention_layer
     inputs = [
         _tensor("logits", "TYPE_FP32", [c]),
         _tensor("probabilities", "TYPE_FP32", [c]),
@@ -158,7 +158,13 @@ def _postprocess_io(spec: ModelSpec) -> tuple[list[str], list[str]]:
         _tensor(f"attention_{k}", "TYPE_FP32", list(spec.layers[k])),
         _tensor("landmarks", "TYPE_FP32", [NUM_LANDMARKS, 2]),
     ]
-    outputs = [
+    return inputs, _explanation_outputs(spec)
+
+
+def _explanation_outputs(spec: ModelSpec) -> list[str]:
+    """What postprocess returns and the ensemble passes on: the label and the explanations."""
+    s, c = spec.image_size, spec.num_classes
+    return [
         _tensor("label", "TYPE_STRING", [1]),
         _tensor("probabilities", "TYPE_FP32", [c], f"label_filename: {_str(LABELS_FILE)}"),
         _tensor("topk", "TYPE_STRING", [spec.topk]),
@@ -167,7 +173,6 @@ def _postprocess_io(spec: ModelSpec) -> tuple[list[str], list[str]]:
         _tensor("au_evidence", "TYPE_STRING", [1]),
         _tensor("interpretability_score", "TYPE_FP32", [1]),
     ]
-    return inputs, outputs
 
 
 def postprocess_config(spec: ModelSpec, opts: RepoOptions) -> str:
@@ -189,18 +194,10 @@ def _step(model: str, inputs: list[tuple[str, str]], outputs: list[tuple[str, st
 
 
 def ensemble_config(spec: ModelSpec, opts: RepoOptions) -> str:
-    s, c, k = spec.image_size, spec.num_classes, spec.attention_layer
+    k = spec.attention_layer
     text = _header(ENSEMBLE, platform="ensemble", max_batch=opts.max_batch)
     text += _block("input", [_tensor("image_bytes", "TYPE_UINT8", [-1])])
-    outputs = [
-        _tensor("label", "TYPE_STRING", [1]),
-        _tensor("probabilities", "TYPE_FP32", [c], f"label_filename: {_str(LABELS_FILE)}"),
-        _tensor("topk", "TYPE_STRING", [spec.topk]),
-        _tensor("cam", "TYPE_FP32", [s, s]),
-        _tensor("attention", "TYPE_FP32", [s, s]),
-        _tensor("au_evidence", "TYPE_STRING", [1]),
-        _tensor("interpretability_score", "TYPE_FP32", [1]),
-    ] + _face_outputs(spec)
+    outputs = _explanation_outputs(spec) + _face_outputs(spec)
     text += _block("output", outputs)
     pre = _step(PREPROCESS, [("image_bytes", "image_bytes")],
                 [("image", "face_tensor"), ("landmarks", "landmarks"), ("face_box", "face_box"),
