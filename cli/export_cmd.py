@@ -136,7 +136,7 @@ def engine_command(
     workspace: Optional[float] = typer.Option(None, help="Builder workspace in GB (default 4)."),
     verify: Optional[bool] = typer.Option(None, "--verify/--no-verify", help="Parity vs ONNX Runtime (default on)."),
 ) -> None:
-    """Build a TensorRT engine (needs an NVIDIA GPU and `pip install 'aucues[gpu]'`) with a dynamic-
+    """Build a TensorRT engine (needs an NVIDIA GPU and `pip install 'aucues\\[gpu]'`) with a dynamic-
     batch profile, check it against ONNX Runtime; exit code 2 when the check fails."""
     from aucues.errors import AucuesError
     from export.tensorrt_engine import EngineConfig, build_engine
