@@ -20,7 +20,7 @@ def repository_build(
                                 help="Classifier backend: python (ONNX Runtime in the Python backend; the "
                                      "wheel's tritonserver), onnxruntime or tensorrt (NGC Triton container)."),
     plan: Optional[Path] = typer.Option(None, "--plan", help="TensorRT engine for --backend tensorrt."),
-    instances: int = typer.Option(1, "--instances", help="Instances of each model."),
+    instances: int = typer.Option(2, "--instances", help="Instances of each model (2 measured best on 2 cores)."),
     max_batch: int = typer.Option(32, "--max-batch", help="Largest dynamic batch."),
     trt_accelerator: bool = typer.Option(False, "--trt-accelerator",
                                          help="onnxruntime backend: TensorRT execution accelerator (GPU, FP16)."),

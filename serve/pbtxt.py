@@ -19,7 +19,10 @@ PREPROCESS, CLASSIFIER, POSTPROCESS = "preprocess", "classifier", "postprocess"
 @dataclass(frozen=True)
 class RepoOptions:
     backend: str = "python"
-    instances: int = 1                # instances of each model (instance_group count)
+    # instances of each model (instance_group count). 2: on the 2-core reference machine one instance
+    # per model serialised MediaPipe; two raised Triton/in-process throughput at concurrency 8 from
+    # 0.66x to 0.85x (docs/benchmarks.md)
+    instances: int = 2
     max_batch: int = 32
     max_queue_delay_us: int = 2000    # classifier: wait this long for a fuller batch
     dynamic_batching: bool = True     # classifier; on a small CPU host batching may not pay (docs/benchmarks.md)

@@ -77,7 +77,7 @@ def _prepare_out(out: Path) -> None:
 
 
 def build_repository(out: str | Path, *, onnx: str | Path | None = None, checkpoint: str | Path | None = None,
-                     backend: str = "python", plan: str | Path | None = None, instances: int = 1,
+                     backend: str = "python", plan: str | Path | None = None, instances: int = 2,
                      max_batch: int = 32, trt_accelerator: bool = False, max_queue_delay_us: int = 2000,
                      dynamic_batching: bool = True) -> dict:
     """Write the repository; returns a report (paths, backend, model shapes)."""
