@@ -9,11 +9,7 @@ import typer
 data_app = typer.Typer(help="Datasets: synthesize the AU benchmark, prepare RAF-DB/AffectNet.", no_args_is_help=True)
 
 for _name in ("cli.data_synth", "cli.data_prepare"):
-    try:
-        importlib.import_module(_name).register(data_app)
-    except ModuleNotFoundError as _e:
-        if _e.name != _name:
-            raise
+    importlib.import_module(_name).register(data_app)
 
 
 def register(app: typer.Typer) -> None:

@@ -17,20 +17,14 @@ app = typer.Typer(
     add_completion=False,
 )
 
-# Modules with a `register(app)` function; a module still missing is skipped so stages can land apart.
+# Modules with a `register(app)` function, in the order of `aucues --help`.
 COMMAND_MODULES = (
     "cli.doctor", "cli.faces", "cli.aus", "cli.data", "cli.train_cmd", "cli.evaluate_cmd",
     "cli.export_cmd", "cli.serve_cmd", "cli.bench_cmd", "cli.demo_cmd",
 )
 
 for _name in COMMAND_MODULES:
-    try:
-        _mod = importlib.import_module(_name)
-    except ModuleNotFoundError as _e:
-        if _e.name != _name:
-            raise
-        continue
-    _mod.register(app)
+    importlib.import_module(_name).register(app)
 
 
 def main() -> None:
