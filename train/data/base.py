@@ -100,6 +100,21 @@ def check_existing(records: list[Record], index: DatasetIndex) -> list[Record]:
     return kept
 
 
+def finish_index(name: str, root: Path, class_names, records: dict[str, list[Record]], cache_path: Path,
+                 nothing_found: str) -> DatasetIndex:
+    """The index of a reader: records whose image is missing dropped (and counted), landmarks from
+    the cache; `nothing_found` is the error when no listed image exists."""
+    index = DatasetIndex(name=name, root=root, class_names=class_names, records=records)
+    for split in records:
+        records[split] = check_existing(records[split], index)
+    if not any(records.values()):
+        example = f" (e.g. {index.missing_examples[0]})" if index.missing_examples else ""
+        raise AucuesError(f"{root}: {nothing_found}{example}")
+    keys = [r.key for recs in records.values() for r in recs]
+    index.landmarks, index.landmark_source = load_landmarks(cache_path, keys)
+    return index
+
+
 def train_val_split(records: list[Record], val_fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
     """Stratified, seeded hold-out of `val_fraction` of each class (model selection, never the test set).
     Every class with >= 2 samples gives at least one validation sample when val_fraction > 0."""

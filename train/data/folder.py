@@ -17,7 +17,7 @@ from pathlib import Path
 
 from aucues.errors import AucuesError
 from aucues.labels import NUM_CLASSES, class_index, class_names
-from train.data.base import CACHE_NAME, DatasetIndex, Record, check_existing, load_landmarks
+from train.data.base import CACHE_NAME, DatasetIndex, Record, finish_index
 
 SPLITS = ("train", "val", "test")
 IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -84,11 +84,4 @@ def read_folder(root: str | Path, num_classes: int = NUM_CLASSES) -> DatasetInde
 
 
 def _finish(name, root, names, records) -> DatasetIndex:
-    index = DatasetIndex(name=name, root=root, class_names=names, records=records)
-    for split in records:
-        records[split] = check_existing(records[split], index)
-    if not any(records.values()):
-        raise AucuesError(f"{root}: none of the listed images exist (e.g. {index.missing_examples[:1]})")
-    keys = [r.key for recs in records.values() for r in recs]
-    index.landmarks, index.landmark_source = load_landmarks(root / CACHE_NAME, keys)
-    return index
+    return finish_index(name, root, names, records, root / CACHE_NAME, "none of the listed images exist")

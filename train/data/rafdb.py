@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aucues.errors import AucuesError
 from aucues.labels import CLASS_NAMES, RAFDB_TO_INDEX
-from train.data.base import CACHE_NAME, DatasetIndex, Record, check_existing, load_landmarks
+from train.data.base import CACHE_NAME, DatasetIndex, Record, finish_index
 
 LABEL_FILE = "basic/EmoLabel/list_patition_label.txt"
 ALIGNED_DIRS = ("basic/Image/aucues_aligned", "basic/Image/aligned")
@@ -60,11 +60,5 @@ def read_rafdb(root: str | Path, name: str = "rafdb") -> DatasetIndex:
             continue  # neither train_* nor test_*: not part of the protocol
         key = f"{sub}/{stem}_aligned.jpg"
         records[split].append(Record(path=str(root / key), key=key, label=label, split=split))
-    index = DatasetIndex(name=name, root=root, class_names=CLASS_NAMES, records=records)
-    for split in records:
-        records[split] = check_existing(records[split], index)
-    if not any(records.values()):
-        raise AucuesError(f"{root}: none of the images listed in {LABEL_FILE} exist under {sub}/")
-    keys = [r.key for recs in records.values() for r in recs]
-    index.landmarks, index.landmark_source = load_landmarks(root / RAF_CACHE, keys)
-    return index
+    return finish_index(name, root, CLASS_NAMES, records, root / RAF_CACHE,
+                        f"none of the images listed in {LABEL_FILE} exist under {sub}/")
