@@ -118,6 +118,20 @@ class FERModel(nn.Module):
     def layer_shapes(self, image_size) -> dict[int, tuple[int, int]]:
         raise NotImplementedError
 
+    # torchvision's own classifier, dropped when backbone weights are loaded (the CAM head replaces it)
+    classifier_prefixes: tuple[str, ...] = ()
+
+    def _adapt_state(self, state: dict) -> dict:
+        """A loaded state dict -> the backbone's keys and shapes (identity unless a backbone needs more)."""
+        return state
+
+    def _load_weights(self, arch: str, weights: str) -> None:
+        found = weight_state(arch, weights)
+        if found is None:
+            return
+        state, source = found
+        load_backbone_state(self.backbone, self._adapt_state(state), source, skip_prefixes=self.classifier_prefixes)
+
     # --- shared -----------------------------------------------------------------------------
     def _run(self, x: Tensor, wanted: tuple[int, ...]) -> tuple[dict[int, Tensor], Tensor | None]:
         """Features (pre-gating) of `wanted` layers, and the head input if layer 5 was reached."""

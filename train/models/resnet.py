@@ -13,7 +13,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from aucues.errors import AucuesError
-from train.models.base import FERModel, load_backbone_state, weight_state
+from train.models.base import FERModel
 from train.models.registry import register_model
 
 
@@ -37,6 +37,8 @@ def _out(size: int) -> int:
 
 
 class ResNetFER(FERModel):
+    classifier_prefixes = ("fc.",)
+
     def __init__(self, config, preprocess, arch: str):
         super().__init__(config, preprocess)
         import torchvision
@@ -49,15 +51,7 @@ class ResNetFER(FERModel):
         net.fc = nn.Identity()  # replaced by the CAM head; no parameters left under backbone.fc
         self.backbone = net
         self.head = nn.Linear(width, config.num_classes)
-        self._arch = arch
-        self._load_weights(config.weights)
-
-    def _load_weights(self, weights: str) -> None:
-        found = weight_state(self._arch, weights)
-        if found is None:
-            return
-        state, source = found
-        load_backbone_state(self.backbone, state, source, skip_prefixes=("fc.",))
+        self._load_weights(arch, config.weights)
 
     def _stage(self, layer: int, h: Tensor) -> Tensor:
         b = self.backbone

@@ -12,13 +12,15 @@ import torch
 from torch import Tensor, nn
 
 from aucues.errors import AucuesError
-from train.models.base import FERModel, load_backbone_state, weight_state
+from train.models.base import FERModel
 from train.models.registry import register_model
 
 PATCH = 16
 
 
 class ViTFER(FERModel):
+    classifier_prefixes = ("heads.",)
+
     def __init__(self, config, preprocess, arch: str = "vit_b_16"):
         super().__init__(config, preprocess)
         import torchvision
@@ -34,13 +36,9 @@ class ViTFER(FERModel):
         n = len(net.encoder.layers)
         # layer l ends after block ends[l] (1-based); evenly spaced, the last one is the last block
         self._ends = {l: round(l * n / 5) for l in range(1, 6)}
-        self._load_weights(config.weights)
+        self._load_weights(self._arch, config.weights)
 
-    def _load_weights(self, weights: str) -> None:
-        found = weight_state(self._arch, weights)
-        if found is None:
-            return
-        state, source = found
+    def _adapt_state(self, state: dict) -> dict:
         if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
             state = state["state_dict"]
         if isinstance(state, dict):
@@ -51,7 +49,7 @@ class ViTFER(FERModel):
                 from torchvision.models.vision_transformer import interpolate_embeddings
 
                 state = interpolate_embeddings(self.preprocess.image_size, PATCH, state)
-        load_backbone_state(self.backbone, state, source, skip_prefixes=("heads.",))
+        return state
 
     def _stem(self, x: Tensor) -> Tensor:
         size = self.preprocess.image_size
