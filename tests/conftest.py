@@ -31,6 +31,15 @@ def aligned_face_path():
     return photo("Tom_Hanks_54745.png")
 
 
+@pytest.fixture(scope="session")
+def lm():
+    """One real MediaPipe FaceLandmarker for the whole session (its graphs take ~0.6 s to build)."""
+    from aucues.landmarks import FaceLandmarker
+
+    with FaceLandmarker() as landmarker:
+        yield landmarker
+
+
 @pytest.fixture()
 def cli():
     """Run `aucues ARGS` in-process through main(); returns (exit_code, stdout+stderr)."""

@@ -9,13 +9,6 @@ import pytest
 from aucues.align import ALIGN_TEMPLATE, AlignedFace, align_face, five_points, similarity, transform_points
 from aucues.errors import AucuesError
 from aucues.io import read_image
-from aucues.landmarks import FaceLandmarker
-
-
-@pytest.fixture(scope="module")
-def lm():
-    with FaceLandmarker() as landmarker:
-        yield landmarker
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,6 @@ from aucues.landmarks import MP468_TO_IBUG68, Face, FaceLandmarker
 
 
 @pytest.fixture(scope="module")
-def lm():
-    with FaceLandmarker() as landmarker:
-        yield landmarker
-
-
-@pytest.fixture(scope="module")
 def astro_faces(lm, astronaut_path):
     return lm.detect(read_image(astronaut_path))
 
