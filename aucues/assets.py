@@ -23,17 +23,22 @@ PHOTOS = ("astronaut.png",) + INSIGHTFACE_IMAGES
 
 
 def assets_dir() -> Path:
+    """$AUCUES_ASSETS, else `.assets/` of a source checkout, else the user cache (a wheel install)."""
     env = os.environ.get("AUCUES_ASSETS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / ".assets"
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file():
+        return root / ".assets"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "aucues" / "assets"
 
 
 def photo(name: str) -> Path:
     """Path of one gathered photo; a clear error if set-up has not gathered it."""
     p = assets_dir() / name
     if not p.exists():
-        raise AucuesError(f"sample photo {name} not found in {p.parent}; run `make setup` (aucues.assets.fetch)")
+        raise AucuesError(f"sample photo {name} not found in {p.parent}; run `make setup` or `python -m aucues.assets` once")
     return p
 
 

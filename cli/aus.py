@@ -16,7 +16,7 @@ from typing import Optional
 
 import typer
 
-from cli.common import console
+from aucues.cli.common import console
 
 
 def _rows(points, label, size, codebook):

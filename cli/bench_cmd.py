@@ -31,7 +31,7 @@ def _progress(title: str):
     """A rich spinner + elapsed time; the library reports each step as one line of text."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from cli.common import err_console
+    from aucues.cli.common import err_console
 
     with Progress(SpinnerColumn(), TextColumn("[bold]{task.fields[title]}[/] {task.description}"),
                   TimeElapsedColumn(), console=err_console, transient=True) as p:
@@ -41,7 +41,7 @@ def _progress(title: str):
 
 def _finish(payload: dict, paths: dict, json_out: Optional[Path], markdown: bool = True) -> None:
     from aucues.io import atomic_write_json
-    from cli.common import console
+    from aucues.cli.common import console
 
     if json_out is not None:
         atomic_write_json(json_out, payload)
@@ -75,7 +75,7 @@ def bench_model(
 ) -> None:
     """p50/p90/p99 latency and throughput per backend and batch size, same inputs for every backend,
     interleaved: PyTorch eager, ONNX Runtime (full graph and logits-only), TensorRT."""
-    from export.bench import ModelBenchConfig, run_model_bench, write_model_results
+    from aucues.export.bench import ModelBenchConfig, run_model_bench, write_model_results
 
     cfg = ModelBenchConfig(backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
                            batch_sizes=_ints(batch_sizes, "--batch-sizes"), runs=runs, max_seconds=max_seconds,
@@ -123,7 +123,7 @@ def bench_serve(
 ) -> None:
     """The Triton ensemble end to end (image bytes in) at several concurrencies, with and without
     dynamic batching, against the in-process pipeline in threads; Triton's server-side statistics."""
-    from serve.bench import ServeBenchConfig, run_serve_bench, write_serve_results
+    from aucues.serve.bench import ServeBenchConfig, run_serve_bench, write_serve_results
 
     cfg = ServeBenchConfig(concurrency=_ints(concurrency, "--concurrency"), duration=duration, rounds=rounds,
                            protocol=protocol,
@@ -147,7 +147,7 @@ def bench_train(
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default runs/bench/train)."),
 ) -> None:
     """Training step time: CE-only against CE + AU alignment loss, same model and batch, interleaved."""
-    from train.bench import run_train_bench, write_train_results
+    from aucues.train.bench import run_train_bench, write_train_results
 
     out_dir = _out(out, "train")
     with _progress("bench train") as step:

@@ -8,7 +8,7 @@ import typer
 
 data_app = typer.Typer(help="Datasets: synthesize the AU benchmark, prepare RAF-DB/AffectNet.", no_args_is_help=True)
 
-for _name in ("cli.data_synth", "cli.data_prepare"):
+for _name in ("aucues.cli.data_synth", "aucues.cli.data_prepare"):
     importlib.import_module(_name).register(data_app)
 
 

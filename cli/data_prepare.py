@@ -22,8 +22,8 @@ def prepare_cmd(
 ) -> None:
     """Prepare a dataset for training: aligned faces and their 68-point landmark cache."""
     from aucues.errors import AucuesError
-    from cli.common import console
-    from train.data.prepare import prepare
+    from aucues.cli.common import console
+    from aucues.train.data.prepare import prepare
 
     if limit is not None and limit < 1:
         raise AucuesError(f"--limit must be >= 1, got {limit}")

@@ -31,7 +31,7 @@ def synth(
 
     from aucues.labels import CLASS_NAMES
     from aucues.synth import preview_grid, synthesize
-    from cli.common import console, fail
+    from aucues.cli.common import console, fail
 
     if per_class < 1:
         fail(f"--per-class must be >= 1, got {per_class}")

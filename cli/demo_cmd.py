@@ -9,7 +9,7 @@ import typer
 
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Folder for every artifact (re-runs reuse finished steps)."),
-    config: Path = typer.Option(Path("configs/demo.yaml"), "--config", help="Training recipe (TrainConfig YAML)."),
+    config: Path = typer.Option(Path("demo"), "--config", help="Training recipe: a TrainConfig YAML or a packaged recipe name."),
     per_class: int = typer.Option(None, "--per-class", help="Synthetic images per class (train + test)."),
     image_size: int = typer.Option(None, "--image-size", help="Size the synthetic faces are drawn at."),
     seed: int = typer.Option(0, "--seed"),
@@ -18,8 +18,8 @@ def demo(
 ) -> None:
     """Synthesize → train CE-only and AU-guided → evaluate → export → Triton → predict → bench → report."""
     from aucues.errors import AucuesError
-    from cli.common import console
-    from cli.demo_pipeline import DemoConfig, run_demo
+    from aucues.cli.common import console
+    from aucues.cli.demo_pipeline import DemoConfig, run_demo
 
     cfg = DemoConfig(out=str(out), train_config=str(config), seed=seed, serve=serve)
     if per_class is not None:

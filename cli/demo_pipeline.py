@@ -12,12 +12,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from aucues.errors import AucuesError
+from aucues.recipes import recipe_path
 
 
 @dataclass
 class DemoConfig:
     out: str = "runs/demo"
-    train_config: str = "configs/demo.yaml"   # the small training recipe (a TrainConfig YAML)
+    train_config: str = "demo"   # the small training recipe (a TrainConfig YAML)
     per_class: int = 200                      # synthetic images per class (train + test)
     image_size: int = 64                      # synthetic images are drawn at this size
     seed: int = 0
@@ -41,18 +42,8 @@ def _paths(out: Path) -> dict[str, Path]:
     }
 
 
-def recipe_path(name: str) -> Path:
-    """The recipe as given, else relative to the project root (so `aucues demo` works from any folder)."""
-    p = Path(name)
-    if not p.exists() and not p.is_absolute():
-        p = Path(__file__).resolve().parent.parent / name
-    if not p.exists():
-        raise AucuesError(f"training recipe {name} not found")
-    return p
-
-
 def _train_config(cfg: DemoConfig, data: Path, run_dir: Path, au: bool):
-    from train.config import resolve_config
+    from aucues.train.config import resolve_config
 
     file = recipe_path(cfg.train_config)
     return resolve_config(file, {"data": str(data), "dataset": "synthetic", "out": str(run_dir),
@@ -60,7 +51,7 @@ def _train_config(cfg: DemoConfig, data: Path, run_dir: Path, au: bool):
 
 
 def run_demo(cfg: DemoConfig, console) -> dict:
-    from cli.demo_steps import Step, StepRunner
+    from aucues.cli.demo_steps import Step, StepRunner
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -83,7 +74,7 @@ def run_demo(cfg: DemoConfig, console) -> dict:
 
     def train_run(au: bool):
         def fn():
-            from train.trainer import train
+            from aucues.train.trainer import train
 
             r = train(_train_config(cfg, p["data"], p["au" if au else "ce"], au), progress=True)
             return {"best_checkpoint": str(r.best_checkpoint), "best_epoch": r.best_epoch,
@@ -92,7 +83,7 @@ def run_demo(cfg: DemoConfig, console) -> dict:
 
     def evaluate_run(which: str):
         def fn():
-            from train.evaluate import evaluate
+            from aucues.train.evaluate import evaluate
 
             res = evaluate(p[which] / "best.pt", p["data"], "synthetic", split="test",
                            plots_dir=p["eval"] / which, progress=True)
@@ -103,8 +94,8 @@ def run_demo(cfg: DemoConfig, console) -> dict:
         return fn
 
     def export():
-        from export.config import ExportConfig
-        from export.onnx_export import export_onnx
+        from aucues.export.config import ExportConfig
+        from aucues.export.onnx_export import export_onnx
 
         rep = export_onnx(p["au"] / "best.pt", p["onnx"], ExportConfig())
         if not rep.verified:
@@ -112,7 +103,7 @@ def run_demo(cfg: DemoConfig, console) -> dict:
         return {"onnx": str(p["onnx"]), "verified": True}
 
     def repository():
-        from serve.repository import build_repository
+        from aucues.serve.repository import build_repository
 
         build_repository(p["repo"], onnx=p["onnx"], backend="python")
         return {"repository": str(p["repo"])}
@@ -134,7 +125,7 @@ def run_demo(cfg: DemoConfig, console) -> dict:
              upstream, ("model_repository/aucues/config.pbtxt",)),
     ]
     if cfg.serve:
-        from cli.demo_serving import serving_step
+        from aucues.cli.demo_serving import serving_step
 
         steps.append(Step("serve", "Serve with tritonserver: predict, overlays, serving benchmark",
                           lambda: serving_step(cfg, p, console), {}, (), always=True))
@@ -142,7 +133,7 @@ def run_demo(cfg: DemoConfig, console) -> dict:
     for i, step in enumerate(steps, 1):
         runner.run(step, i, total)
 
-    from cli.demo_report import print_table, write_report
+    from aucues.cli.demo_report import print_table, write_report
 
     console.rule(f"[bold cyan][{total}/{total}][/] Report", align="left")
     ce, au = runner.results["eval_ce"], runner.results["eval_au"]

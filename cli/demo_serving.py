@@ -38,8 +38,8 @@ def _truth(data: Path) -> dict[str, str]:
 def serving_step(cfg, p: dict, console) -> dict:
     from aucues.assets import available_photos
     from aucues.io import atomic_write_text
-    from serve.predict import run_predict
-    from serve.tritonserver import TritonServer
+    from aucues.serve.predict import run_predict
+    from aucues.serve.tritonserver import TritonServer
 
     synth = _synthetic_inputs(p["data"], cfg.max_predict_images)
     photos = available_photos()
@@ -77,7 +77,7 @@ def serving_step(cfg, p: dict, console) -> dict:
 
 
 def _bench(cfg, p: dict, server, console) -> dict:
-    from serve.bench import ServeBenchConfig, run_serve_bench, write_serve_results
+    from aucues.serve.bench import ServeBenchConfig, run_serve_bench, write_serve_results
 
     bcfg = ServeBenchConfig(concurrency=cfg.bench_concurrency, duration=cfg.bench_seconds, protocol="grpc",
                             compare_batching=False)

@@ -13,7 +13,7 @@ def doctor(json_out: bool = typer.Option(False, "--json", help="Print one JSON d
     from rich.table import Table
 
     from aucues.environment import collect
-    from cli.common import console
+    from aucues.cli.common import console
 
     report = collect()
     if json_out:

@@ -28,7 +28,7 @@ def evaluate_cmd(
 ) -> None:
     """Evaluate a checkpoint on a dataset split."""
     from aucues.errors import AucuesError
-    from train.evaluate import evaluate
+    from aucues.train.evaluate import evaluate
 
     if device not in ("auto", "cpu", "cuda"):
         raise AucuesError(f"--device must be auto, cpu or cuda, got {device!r}")
@@ -50,7 +50,7 @@ def _fmt(v, pct: bool = False) -> str:
 def _print_table(r: dict, checkpoint, dataset, split, plots) -> None:
     from rich.table import Table
 
-    from cli.common import console
+    from aucues.cli.common import console
 
     t = Table(title=f"{checkpoint} on {dataset} {split} ({r['n_images']} images, {r['n_skipped']} skipped)")
     t.add_column("metric")

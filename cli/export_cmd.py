@@ -43,7 +43,7 @@ def _merge(cls, yaml_values: dict, flags: dict):
     values = dict(yaml_values)
     values.update({k: v for k, v in flags.items() if v is not None})
     if "tolerances" in values and isinstance(values["tolerances"], dict):
-        from export.config import Tolerances
+        from aucues.export.config import Tolerances
 
         values["tolerances"] = Tolerances(**values["tolerances"])
     try:
@@ -62,7 +62,7 @@ def _one_line_errors(command):
         from rich.markup import escape
 
         from aucues.errors import AucuesError
-        from cli.common import fail
+        from aucues.cli.common import fail
 
         try:
             return command(*args, **kwargs)
@@ -77,7 +77,7 @@ def _one_line_errors(command):
 def _run_with_status(label: str, fn):
     from rich.markup import escape
 
-    from cli.common import console
+    from aucues.cli.common import console
 
     with console.status(label) as status:
         return fn(lambda msg: status.update(f"{label}: {escape(msg)}"))
@@ -86,7 +86,7 @@ def _run_with_status(label: str, fn):
 def _finish(report) -> None:
     from rich.markup import escape
 
-    from cli.common import console, fail
+    from aucues.cli.common import console, fail
 
     console.print(escape(report.summary()), highlight=False, soft_wrap=True)
     console.print(f"report: {escape(str(report.report_file))}", highlight=False, soft_wrap=True)
@@ -116,8 +116,8 @@ def export_command(
 ) -> None:
     """Export a checkpoint to ONNX (dynamic batch, named outputs, aucues metadata) and verify it
     against PyTorch in ONNX Runtime; exit code 2 when verification fails."""
-    from export.config import ExportConfig, parse_layers
-    from export.onnx_export import export_onnx
+    from aucues.export.config import ExportConfig, parse_layers
+    from aucues.export.onnx_export import export_onnx
 
     flags = dict(exporter=exporter, opset=opset, outputs=outputs, simplify=simplify, fp16=fp16,
                  batch=batch, verify=verify, layers=parse_layers(layers) if layers is not None else None)
@@ -139,7 +139,7 @@ def engine_command(
     """Build a TensorRT engine (needs an NVIDIA GPU and `pip install 'aucues\\[gpu]'`) with a dynamic-
     batch profile, check it against ONNX Runtime; exit code 2 when the check fails."""
     from aucues.errors import AucuesError
-    from export.tensorrt_engine import EngineConfig, build_engine
+    from aucues.export.tensorrt_engine import EngineConfig, build_engine
 
     cfg = _merge(EngineConfig, {}, dict(fp16=fp16, min_batch=min_batch, opt_batch=opt_batch,
                                         max_batch=max_batch, workspace_gb=workspace, verify=verify))

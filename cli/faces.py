@@ -17,7 +17,7 @@ from typing import List, Optional
 
 import typer
 
-from cli.common import console, err_console, fail
+from aucues.cli.common import console, err_console, fail
 
 DEFAULT_CACHE_NAME = "aucues_landmarks68.json"
 

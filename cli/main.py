@@ -19,8 +19,8 @@ app = typer.Typer(
 
 # Modules with a `register(app)` function, in the order of `aucues --help`.
 COMMAND_MODULES = (
-    "cli.doctor", "cli.faces", "cli.aus", "cli.data", "cli.train_cmd", "cli.evaluate_cmd",
-    "cli.export_cmd", "cli.serve_cmd", "cli.bench_cmd", "cli.demo_cmd",
+    "aucues.cli.doctor", "aucues.cli.faces", "aucues.cli.aus", "aucues.cli.data", "aucues.cli.train_cmd", "aucues.cli.evaluate_cmd",
+    "aucues.cli.export_cmd", "aucues.cli.serve_cmd", "aucues.cli.bench_cmd", "aucues.cli.demo_cmd",
 )
 
 for _name in COMMAND_MODULES:
@@ -30,7 +30,7 @@ for _name in COMMAND_MODULES:
 def main() -> None:
     """Entry point: user errors become one line and a non-zero exit, never a traceback."""
     from aucues.errors import AucuesError
-    from cli.common import err_console
+    from aucues.cli.common import err_console
 
     try:
         app()

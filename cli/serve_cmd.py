@@ -30,7 +30,7 @@ def repository_build(
 ) -> None:
     """Write a complete Triton model repository (preprocess, classifier, postprocess, the `aucues`
     ensemble) whose configs are generated from the model's ONNX metadata."""
-    from serve.repository import build_repository
+    from aucues.serve.repository import build_repository
 
     report = build_repository(out, onnx=onnx, checkpoint=checkpoint, backend=backend, plan=plan,
                               instances=instances, max_batch=max_batch, trt_accelerator=trt_accelerator,
@@ -38,7 +38,7 @@ def repository_build(
     if json_out:
         print(json.dumps(report, indent=1))
         return
-    from cli.common import console
+    from aucues.cli.common import console
 
     console.print(f"[green]wrote[/] {report['repository']} (classifier backend {report['backend']}, "
                   f"{report['image_size']} px, {len(report['class_names'])} classes, "
@@ -60,8 +60,8 @@ def serve(
     until Ctrl-C or SIGTERM (forwarded to the server, which stops cleanly)."""
     import signal
 
-    from cli.common import console
-    from serve.tritonserver import TritonServer
+    from aucues.cli.common import console
+    from aucues.serve.tritonserver import TritonServer
 
     server = TritonServer(repository, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
                           binary=tritonserver, address=address)
@@ -80,7 +80,7 @@ def serve(
                       f"  predict: aucues predict IMAGE --url {server.http_url}", highlight=False)
         code = server.wait()
         if not stopping:
-            from cli.common import fail
+            from aucues.cli.common import fail
 
             fail(f"tritonserver exited with code {code}; log tail:\n{server.log_tail()}")
         console.print("stopped", highlight=False)
@@ -101,9 +101,9 @@ def predict(
 ) -> None:
     """Classify faces with a running server: label, probabilities, AU evidence and the
     interpretability score per image; non-zero exit if any input failed."""
-    from cli.common import err_console, fail
-    from serve.client import ServerUnreachable
-    from serve.predict import run_predict
+    from aucues.cli.common import err_console, fail
+    from aucues.serve.client import ServerUnreachable
+    from aucues.serve.predict import run_predict
 
     try:
         ok, failed = run_predict(inputs, url=url, protocol=protocol, overlays=overlays, as_json=json_out,

@@ -1,6 +1,6 @@
 """`aucues train`: flags -> TrainConfig (defaults <- --config YAML <- flags) -> train.trainer.train.
 
-Scale-out: `torchrun --nproc_per_node N -m cli.main train ...` runs DistributedDataParallel (gloo on
+Scale-out: `torchrun --nproc_per_node N -m aucues.cli.main train ...` runs DistributedDataParallel (gloo on
 CPU, nccl on CUDA); --batch-size stays the global batch.
 
 With --resume and an existing RUN_DIR/config.yaml, the saved config is the base (then --config,
@@ -26,7 +26,7 @@ def train_cmd(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch size (paper: 224)."),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="Input side in px (paper: 224)."),
     out: Optional[str] = typer.Option(None, "--out", help="Run folder (config.yaml, metrics.csv, best.pt, last.pt)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of TrainConfig keys (flags override it)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of TrainConfig keys, or a packaged recipe name (demo, paper_rafdb, paper_affectnet); flags override it."),
     au_layers: Optional[str] = typer.Option(None, "--au-layers", help="Aligned layers among 1..5, e.g. 5 or 4,5."),
     au_lambda: Optional[float] = typer.Option(None, "--au-lambda", help="Weight of the AU alignment loss."),
     au: Optional[bool] = typer.Option(None, "--au/--no-au", help="With or without the AU alignment loss."),
@@ -46,9 +46,9 @@ def train_cmd(
 ) -> None:
     """Train an expression classifier, optionally guided by AU maps (PAPER_FACTS §5, §9)."""
     from aucues.errors import AucuesError
-    from cli.common import console
-    from train.config import load_yaml, resolve_config
-    from train.trainer import train
+    from aucues.cli.common import console
+    from aucues.train.config import load_yaml, resolve_config
+    from aucues.train.trainer import train
 
     flags = dict(data=data, dataset=dataset, backbone=backbone, epochs=epochs, batch_size=batch_size,
                  image_size=image_size, out=out, au_layers=au_layers, au_lambda=au_lambda, au_loss=au,

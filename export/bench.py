@@ -57,7 +57,7 @@ class ModelBenchConfig:
 
 def build_random_model(backbone: str, image_size: int, large_maps: bool = True):
     from aucues.preprocessing import PreprocessConfig
-    from train.models import ModelConfig, build_model
+    from aucues.train.models import ModelConfig, build_model
 
     import torch
 
@@ -69,8 +69,8 @@ def build_random_model(backbone: str, image_size: int, large_maps: bool = True):
 def model_from_onnx(onnx_path: str | Path):
     """A random-weight FERModel of the architecture recorded in an exported ONNX's metadata."""
     from aucues.preprocessing import PreprocessConfig
-    from export.metadata import read_metadata
-    from train.models import ModelConfig, build_model
+    from aucues.export.metadata import read_metadata
+    from aucues.train.models import ModelConfig, build_model
 
     meta = read_metadata(onnx_path)
     try:
@@ -91,7 +91,7 @@ def onnx_outputs(path: str | Path) -> list[str]:
 
 def _reusable(path: Path, model, mode: str) -> bool:
     """An earlier export of the same architecture and output mode (random weights: same speed)."""
-    from export.metadata import read_metadata
+    from aucues.export.metadata import read_metadata
 
     try:
         meta = read_metadata(path)
@@ -107,8 +107,8 @@ def export_pair(model, workdir: Path, progress: Progress, given_onnx: Path | Non
     """{"full": path, "logits": path}: exports of `model` (export_onnx, verification off: speed only),
     except the mode `given_onnx` already covers. reuse: keep an earlier export of a random-weight model
     of the same architecture."""
-    from export.config import ExportConfig
-    from export.onnx_export import export_onnx
+    from aucues.export.config import ExportConfig
+    from aucues.export.onnx_export import export_onnx
 
     workdir.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}
@@ -220,7 +220,7 @@ def _copy_to(model, device: str):
 
 def _setup_trt(b: Backends, graphs: dict[str, Path], cfg: ModelBenchConfig, workdir: Path,
                progress: Progress) -> None:
-    from export.tensorrt_engine import EngineConfig, TrtRunner, build_engine, require_gpu_tensorrt
+    from aucues.export.tensorrt_engine import EngineConfig, TrtRunner, build_engine, require_gpu_tensorrt
 
     try:
         trt = require_gpu_tensorrt()
@@ -274,7 +274,7 @@ def run_model_bench(*, checkpoint: str | Path | None = None, onnx: str | Path | 
     workdir = Path(workdir)
     step("building the model")
     if checkpoint is not None:
-        from train.checkpoint import load_checkpoint
+        from aucues.train.checkpoint import load_checkpoint
 
         model, _ = load_checkpoint(checkpoint)
         source = {"checkpoint": str(checkpoint)}

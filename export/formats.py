@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aucues.errors import AucuesError
 
-BUILTIN_MODULES = ("export.onnx_export", "export.tensorrt_engine")
+BUILTIN_MODULES = ("aucues.export.onnx_export", "aucues.export.tensorrt_engine")
 _REGISTRY: dict[str, type["ExportFormat"]] = {}
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Callable
 
 from aucues.errors import AucuesError
-from export.config import EXAMPLE_BATCH, ExportConfig
-from export.formats import ExportFormat, register_format
-from export.report import ExportReport
+from aucues.export.config import EXAMPLE_BATCH, ExportConfig
+from aucues.export.formats import ExportFormat, register_format
+from aucues.export.report import ExportReport
 
 BATCH_DIM = "batch"
 AU_KEYS = {"au_loss": "loss", "au_layers": "layers", "au_lambda": "lambda", "random_avg_p": "random_avg_p",
@@ -69,7 +69,7 @@ EXPORTER_FUNCS: dict[str, Callable] = {"dynamo": _export_dynamo, "torchscript": 
 def load_source(model_or_checkpoint):
     """-> (model in eval mode, checkpoint info dict, checkpoint path or None, sha256 or None)."""
     if isinstance(model_or_checkpoint, (str, os.PathLike)):
-        from train.checkpoint import checkpoint_sha256, load_checkpoint
+        from aucues.train.checkpoint import checkpoint_sha256, load_checkpoint
 
         model, info = load_checkpoint(model_or_checkpoint, map_location="cpu")
         return model, info, str(model_or_checkpoint), checkpoint_sha256(model_or_checkpoint)
@@ -167,9 +167,9 @@ def export_onnx(model_or_checkpoint, out: str | os.PathLike, cfg: ExportConfig |
     import torch
 
     from aucues.io import atomic_write_bytes
-    from export.metadata import build_metadata, set_metadata
-    from export.verify import verify_onnx
-    from export.wrapper import ExportWrapper
+    from aucues.export.metadata import build_metadata, set_metadata
+    from aucues.export.verify import verify_onnx
+    from aucues.export.wrapper import ExportWrapper
 
     cfg = cfg or ExportConfig()
     step = progress or (lambda _msg: None)

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from aucues.errors import AucuesError
-from export.config import Tolerances
-from export.formats import ExportFormat, register_format
-from export.report import ExportReport
+from aucues.export.config import Tolerances
+from aucues.export.formats import ExportFormat, register_format
+from aucues.export.report import ExportReport
 
 INSTALL_HINT = "pip install 'aucues[gpu]'"
 # TensorRT picks other kernels than ONNX Runtime's CPU ones (TF32 is switched off for fp32 engines).
@@ -105,7 +105,7 @@ def _torch_dtype(trt, dt):
 def _onnx_input(onnx_path: Path) -> tuple[int, int, object]:
     """(H, W, PreprocessConfig) from the ONNX file: aucues metadata when present, else the input shape."""
     from aucues.preprocessing import PreprocessConfig
-    from export.metadata import load_onnx, metadata_from_model
+    from aucues.export.metadata import load_onnx, metadata_from_model
 
     model = load_onnx(onnx_path)
     ins = [i for i in model.graph.input if i.name == "image"]
@@ -170,7 +170,7 @@ def build_engine(onnx_path: str | Path, out: str | Path, cfg: EngineConfig | Non
     """Build, write (atomically) and check a TensorRT engine. Raises AucuesError without GPU/TensorRT;
     a parity failure leaves the engine written and report.verified False."""
     from aucues.io import atomic_write_bytes
-    from export.verify import compare, make_inputs, ort_session
+    from aucues.export.verify import compare, make_inputs, ort_session
 
     cfg = cfg or EngineConfig()
     step = progress or (lambda _m: None)

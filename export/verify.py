@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from aucues.preprocessing import PreprocessConfig
-from export.config import Tolerances
+from aucues.export.config import Tolerances
 
 REAL_PHOTO = "Tom_Hanks_54745.png"
 

@@ -58,9 +58,9 @@ def time_steps(cfg, repeats: int) -> dict:
     import torch
     from torch.utils.data import DataLoader
 
-    from train.data import collate
-    from train.loss import AUAlignmentLoss
-    from train.trainer import build_data, build_fer_model, build_optimizer, seed_everything
+    from aucues.train.data import collate
+    from aucues.train.loss import AUAlignmentLoss
+    from aucues.train.trainer import build_data, build_fer_model, build_optimizer, seed_everything
 
     seed_everything(cfg.seed)
     _, train_ds, _ = build_data(cfg)
@@ -95,9 +95,9 @@ def run(args) -> dict:
     import torch
 
     from aucues.synth import synthesize
-    from train.config import TrainConfig
-    from train.evaluate import evaluate
-    from train.trainer import train
+    from aucues.train.config import TrainConfig
+    from aucues.train.evaluate import evaluate
+    from aucues.train.trainer import train
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)

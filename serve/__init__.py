@@ -3,7 +3,12 @@ tritonserver launcher for the nvidia-pytriton wheel's binary, and the predict cl
 
 Light to import; onnxruntime, tritonclient and MediaPipe load inside the functions that need them."""
 
-from serve.pbtxt import BACKENDS, RepoOptions
-from serve.spec import ModelSpec, read_onnx_metadata, spec_from_onnx
+if __name__ != "aucues.serve":  # the folder is installed as aucues.serve; never as a top-level `serve`
+    raise ImportError("the serve/ folder is the aucues.serve package: `import aucues.serve` "
+                      "(installed by `pip install -e .` or the aucues wheel)")
+
+
+from aucues.serve.pbtxt import BACKENDS, RepoOptions
+from aucues.serve.spec import ModelSpec, read_onnx_metadata, spec_from_onnx
 
 __all__ = ["BACKENDS", "ModelSpec", "RepoOptions", "read_onnx_metadata", "spec_from_onnx"]

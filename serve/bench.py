@@ -209,7 +209,7 @@ class Target:
 
 
 def triton_target(name: str, url: str, protocol: str, data: bytes, info: dict | None = None) -> Target:
-    from serve.client import AucuesClient
+    from aucues.serve.client import AucuesClient
 
     clients: list[AucuesClient] = []
 
@@ -227,7 +227,7 @@ def triton_target(name: str, url: str, protocol: str, data: bytes, info: dict | 
 
 
 def server_target(name: str, repository: Path, data: bytes, cfg: ServeBenchConfig, step: Progress) -> Target:
-    from serve.tritonserver import TritonServer
+    from aucues.serve.tritonserver import TritonServer
 
     step(f"{name}: starting tritonserver on {repository.name}")
     server = TritonServer(repository)
@@ -239,7 +239,7 @@ def server_target(name: str, repository: Path, data: bytes, cfg: ServeBenchConfi
 
 
 def inprocess_target(onnx: Path, data: bytes) -> Target:
-    from serve.pipeline import OnnxClassifier, Pipeline
+    from aucues.serve.pipeline import OnnxClassifier, Pipeline
 
     shared = OnnxClassifier(onnx)
     pipes: dict[int, Pipeline] = {}
@@ -330,7 +330,7 @@ def run_serve_bench(*, url: str | None = None, repository: str | Path | None = N
     try:
         if url is not None:
             step(f"checking {url}")
-            from serve.client import AucuesClient
+            from aucues.serve.client import AucuesClient
 
             with AucuesClient(url, cfg.protocol) as c:
                 c.check_ready()
@@ -338,7 +338,7 @@ def run_serve_bench(*, url: str | None = None, repository: str | Path | None = N
             notes.append("external server: its own batching settings; no on/off comparison")
         else:
             if repository is None:
-                from serve.repository import build_repository
+                from aucues.serve.repository import build_repository
 
                 step(f"building a repository from {Path(onnx).name}")
                 repository = tmp / "dynamic"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from aucues.errors import AucuesError
-from serve.spec import ModelSpec
+from aucues.serve.spec import ModelSpec
 
 DEFAULT_PORTS = {"http": 8000, "grpc": 8001}
 PROTOCOLS = tuple(DEFAULT_PORTS)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aucues.errors import AucuesError
-from serve.spec import NUM_LANDMARKS, ModelSpec
+from aucues.serve.spec import NUM_LANDMARKS, ModelSpec
 
 BACKENDS = ("python", "onnxruntime", "tensorrt")
 LABELS_FILE = "labels.txt"

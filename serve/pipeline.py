@@ -15,7 +15,7 @@ import numpy as np
 
 from aucues.errors import AucuesError, NoFaceError
 from aucues.io import MAX_PIXELS
-from serve.spec import NUM_LANDMARKS, ModelSpec, spec_from_onnx
+from aucues.serve.spec import NUM_LANDMARKS, ModelSpec, spec_from_onnx
 
 # Encoded images larger than this are refused before decoding (a 50 MP JPEG is ~15-25 MB).
 MAX_BYTES = 64 * 1024 * 1024

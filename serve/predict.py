@@ -98,8 +98,8 @@ def run_predict(paths: list[str | Path], *, url: str | None = None, protocol: st
                 emit: Callable[[str], None] = print, timeout: float = 60.0) -> tuple[int, int]:
     """Predict every input; returns (ok, failed). Raises ServerUnreachable if there is no server."""
     from aucues.io import write_image
-    from serve.client import AucuesClient, PredictError, ServerUnreachable
-    from serve.overlay import render_overlay
+    from aucues.serve.client import AucuesClient, PredictError, ServerUnreachable
+    from aucues.serve.overlay import render_overlay
 
     out_dir = Path(overlays) if overlays else None
     if out_dir is not None:

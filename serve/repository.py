@@ -7,8 +7,9 @@
       postprocess/ config.pbtxt  labels.txt  1/model.py
       aucues/      config.pbtxt  labels.txt  1/            (the ensemble)
 
-Configs come from the ONNX metadata (serve.pbtxt), so shapes and labels always match the model. The
-Python models are copied from the reviewable tree model_repository/ at the project root. The
+Configs come from the ONNX metadata (aucues.serve.pbtxt), so shapes and labels always match the model. The
+Python models are package data (aucues.serve.triton_models), so a wheel install builds repositories; the
+checked-in model_repository/ is the reviewable output of the same generator. The
 repository is assembled in a temporary sibling folder and renamed into place, so OUT is never half
 written."""
 
@@ -20,18 +21,20 @@ from pathlib import Path
 
 from aucues.errors import AucuesError
 from aucues.io import atomic_write_text
-from serve.pbtxt import (BACKENDS, CLASSIFIER, ENSEMBLE, LABELS_FILE, POSTPROCESS, PREPROCESS, RepoOptions,
+from aucues.serve.pbtxt import (BACKENDS, CLASSIFIER, ENSEMBLE, LABELS_FILE, POSTPROCESS, PREPROCESS, RepoOptions,
                          all_configs, labels_text)
-from serve.spec import ModelSpec, spec_from_onnx
+from aucues.serve.spec import ModelSpec, spec_from_onnx
+from aucues.serve.triton_models import model_source
 
 PYTHON_MODELS = (PREPROCESS, POSTPROCESS)
 
 
-def source_tree() -> Path:
-    """The checked-in model_repository/ with the Python models."""
+def checkout_tree() -> Path:
+    """The checked-in model_repository/ of a source checkout (only `python -m aucues.serve.repository`
+    writes there; building a repository never needs a checkout)."""
     p = Path(__file__).resolve().parent.parent / "model_repository"
-    if not (p / PREPROCESS / "1" / "model.py").exists():
-        raise AucuesError(f"model sources not found in {p}; run from an aucues checkout")
+    if not p.is_dir():
+        raise AucuesError(f"{p}: no model_repository/ here; regenerating it needs an aucues source checkout")
     return p
 
 
@@ -60,8 +63,8 @@ def check_onnx_io(path: Path, spec: ModelSpec) -> None:
 
 
 def _export_checkpoint(checkpoint: Path, dest: Path) -> dict:
-    from export.config import ExportConfig
-    from export.onnx_export import export_onnx
+    from aucues.export.config import ExportConfig
+    from aucues.export.onnx_export import export_onnx
 
     report = export_onnx(checkpoint, dest, ExportConfig())
     return report.to_dict() if hasattr(report, "to_dict") else dict(report or {})
@@ -96,7 +99,6 @@ def build_repository(out: str | Path, *, onnx: str | Path | None = None, checkpo
                        dynamic_batching=bool(dynamic_batching))
     out = Path(out).resolve()
     _prepare_out(out)
-    src = source_tree()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -114,11 +116,9 @@ def build_repository(out: str | Path, *, onnx: str | Path | None = None, checkpo
         if backend == "tensorrt":
             shutil.copyfile(plan, tmp / CLASSIFIER / "1" / "model.plan")
             onnx_dst.unlink()  # the plan replaces it; keep the metadata in the configs
-        if backend == "python":
-            shutil.copyfile(src / CLASSIFIER / "1" / "model.py", tmp / CLASSIFIER / "1" / "model.py")
-        for name in PYTHON_MODELS:
+        for name in PYTHON_MODELS + ((CLASSIFIER,) if backend == "python" else ()):
             (tmp / name / "1").mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src / name / "1" / "model.py", tmp / name / "1" / "model.py")
+            atomic_write_text(tmp / name / "1" / "model.py", model_source(name))
         (tmp / ENSEMBLE / "1").mkdir(parents=True, exist_ok=True)
         for name, text in all_configs(spec, opts).items():
             atomic_write_text(tmp / name / "config.pbtxt", text)
@@ -165,8 +165,8 @@ def read_repository_spec(repository: str | Path) -> ModelSpec:
 def default_spec() -> ModelSpec:
     """The spec of the default model (ModelConfig() defaults: ResNet50, large maps, 7 classes, 224 px,
     layers 1-5), taken from the model itself rather than retyped."""
-    from train.models import build_model
-    from train.models.base import ModelConfig
+    from aucues.train.models import build_model
+    from aucues.train.models.base import ModelConfig
 
     model = build_model(ModelConfig())
     layers = model.layer_shapes(model.preprocess.image_size)
@@ -175,17 +175,19 @@ def default_spec() -> ModelSpec:
 
 
 def reference_files(spec: ModelSpec | None = None) -> dict[str, str]:
-    """Relative path -> text of the generated files in the checked-in model_repository/."""
+    """Relative path -> text of every generated file of the checked-in model_repository/."""
     spec = spec or default_spec()
     files = {f"{name}/config.pbtxt": text for name, text in all_configs(spec, RepoOptions()).items()}
     for name in (CLASSIFIER, POSTPROCESS, ENSEMBLE):
         files[f"{name}/{LABELS_FILE}"] = labels_text(spec)
+    for name in PYTHON_MODELS + (CLASSIFIER,):
+        files[f"{name}/1/model.py"] = model_source(name)
     return files
 
 
 def write_reference_configs(root: str | Path | None = None) -> list[Path]:
-    """Regenerate model_repository/'s configs and labels for the default model."""
-    root = Path(root) if root else source_tree()
+    """Regenerate model_repository/'s configs, labels and Python models for the default model."""
+    root = Path(root) if root else checkout_tree()
     written = []
     for rel, text in reference_files().items():
         atomic_write_text(root / rel, text)
@@ -193,6 +195,6 @@ def write_reference_configs(root: str | Path | None = None) -> list[Path]:
     return written
 
 
-if __name__ == "__main__":  # python -m serve.repository: regenerate the checked-in configs
+if __name__ == "__main__":  # python -m aucues.serve.repository: regenerate the checked-in configs
     for p in write_reference_configs():
         print(p)

@@ -95,7 +95,7 @@ def read_onnx_metadata(path: str | Path) -> dict:
     if not p.is_file():
         raise AucuesError(f"{p}: no such ONNX file")
     try:
-        from export.metadata import read_metadata  # the exporter's own reader, when available
+        from aucues.export.metadata import read_metadata  # the exporter's own reader, when available
     except ImportError:
         read_metadata = None
     if read_metadata is not None:

@@ -45,7 +45,7 @@ def cli():
     """Run `aucues ARGS` in-process through main(); returns (exit_code, stdout+stderr)."""
     from typer.testing import CliRunner
 
-    from cli.main import app
+    from aucues.cli.main import app
 
     runner = CliRunner()
 

@@ -51,8 +51,8 @@ def run_train_bench(*, backbone: str = "resnet18", image_size: int = 112, batch_
 
     from aucues.benchmark import interleaved, paired_ratio
     from aucues.preprocessing import PreprocessConfig
-    from train.loss import AUAlignmentLoss
-    from train.models import ModelConfig, build_model
+    from aucues.train.loss import AUAlignmentLoss
+    from aucues.train.models import ModelConfig, build_model
 
     step = progress or (lambda _m: None)
     if batch_size < 1 or runs < 1 or warmup < 0 or threads < 0:

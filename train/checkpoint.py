@@ -80,7 +80,7 @@ def save_checkpoint(path, model, extra: dict | None = None) -> None:
 def load_checkpoint(path, map_location="cpu"):
     """-> (model in eval mode, info: the file's dict without state_dict)."""
     from aucues.preprocessing import PreprocessConfig
-    from train.models import ModelConfig, build_model
+    from aucues.train.models import ModelConfig, build_model
 
     p = Path(path)
     if not p.exists():

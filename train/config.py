@@ -210,7 +210,9 @@ def resolve_config(file: str | Path | None = None, overrides: dict[str, Any] | N
     """Dataclass defaults <- YAML file <- overrides (CLI flags; None values mean 'not given')."""
     d = (base or TrainConfig()).to_dict()
     if file:
-        d.update(load_yaml(file))
+        from aucues.recipes import recipe_path
+
+        d.update(load_yaml(recipe_path(file)))
     over = {k: v for k, v in (overrides or {}).items() if v is not None}
     check_keys(over, "options")
     d.update(over)

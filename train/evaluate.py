@@ -47,9 +47,9 @@ def _forward(model, x, layers, use_amp):
 def collect(model, loader, device, layers=LAYERS, cam_methods=(), use_amp: bool = False,
             progress: bool = False, examples_per_class: int = 0) -> dict:
     """Run `model` over `loader` (FERDataset with map_at_output=True) and gather every metric."""
-    from train.cams import get_cam, normalize_cam
-    from train.data import SkipLog
-    from train.metrics import InterpretabilityMeter, classification_report, map_cosine
+    from aucues.train.cams import get_cam, normalize_cam
+    from aucues.train.data import SkipLog
+    from aucues.train.metrics import InterpretabilityMeter, classification_report, map_cosine
 
     model.eval()
     names = tuple(model.preprocess.class_names)
@@ -149,9 +149,9 @@ def evaluate(checkpoint, data, dataset: str, split: str = "test", plots_dir=None
     """Evaluate a checkpoint on a dataset split; optional confusion-matrix and panel PNGs in plots_dir."""
     from torch.utils.data import DataLoader
 
-    from train.checkpoint import load_checkpoint
-    from train.data import FERDataset, build_transform, collate, open_dataset
-    from train.distributed import pick_device
+    from aucues.train.checkpoint import load_checkpoint
+    from aucues.train.data import FERDataset, build_transform, collate, open_dataset
+    from aucues.train.distributed import pick_device
 
     unknown = [m for m in cam_methods if m not in GRAD_CAMS]
     if unknown:
@@ -188,7 +188,7 @@ def evaluate(checkpoint, data, dataset: str, split: str = "test", plots_dir=None
         "n_skipped": int(r["n_skipped"] + _missing(index, split)),
     }
     if plots_dir:
-        from train.plots import plot_confusion, plot_panels
+        from aucues.train.plots import plot_confusion, plot_panels
 
         plots_dir = Path(plots_dir)
         plot_confusion(np.array(rep["confusion_matrix"]), pre.class_names, plots_dir / "confusion_matrix.png",

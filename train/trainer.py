@@ -27,8 +27,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from aucues.errors import AucuesError
 from aucues.preprocessing import PreprocessConfig
-from train.config import TrainConfig, config_from_dict
-from train.distributed import (DistEnv, all_reduce_sum, barrier, broadcast_object, cleanup,
+from aucues.train.config import TrainConfig, config_from_dict
+from aucues.train.distributed import (DistEnv, all_reduce_sum, barrier, broadcast_object, cleanup,
                                init_distributed, unwrap, wrap_model)
 
 log = logging.getLogger("aucues.train")
@@ -99,7 +99,7 @@ def epoch_seed(seed: int, epoch: int, rank: int) -> int:
 def build_data(config: TrainConfig, preprocess: PreprocessConfig | None = None):
     """-> (index, train FERDataset, val FERDataset | None). Validation: the dataset's own `val` split
     when it has one, else a stratified seeded hold-out of `val_fraction` of train (never the test set)."""
-    from train.data import FERDataset, build_transform, open_dataset, train_val_split
+    from aucues.train.data import FERDataset, build_transform, open_dataset, train_val_split
 
     index = open_dataset(config.dataset, config.data, config.num_classes)
     train_recs = list(index.split("train"))
@@ -126,7 +126,7 @@ def make_preprocess(config: TrainConfig, class_names) -> PreprocessConfig:
 
 
 def build_fer_model(config: TrainConfig, preprocess: PreprocessConfig):
-    from train.models import ModelConfig, build_model
+    from aucues.train.models import ModelConfig, build_model
 
     mc = ModelConfig(backbone=config.backbone, num_classes=config.num_classes, large_maps=config.large_maps,
                      weights=config.weights or "random")
@@ -202,10 +202,10 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
 def _train(config: TrainConfig, env: DistEnv, progress: bool) -> TrainResult:
     from rich.console import Console
 
-    from train.checkpoint import load_checkpoint, save_checkpoint
-    from train.data import SkipLog, collate
-    from train.evaluate import validate
-    from train.loss import AUAlignmentLoss
+    from aucues.train.checkpoint import load_checkpoint, save_checkpoint
+    from aucues.train.data import SkipLog, collate
+    from aucues.train.evaluate import validate
+    from aucues.train.loss import AUAlignmentLoss
 
     console = Console(stderr=True, quiet=not env.is_main)
     out = Path(config.out)

@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from aucues.recipes import recipe_path
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def tiny_recipe(tmp_path_factory) -> Path:
-    cfg = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
+    cfg = yaml.safe_load(recipe_path("demo").read_text())
     cfg.update(epochs=1, image_size=32, batch_size=16, num_workers=0)
     p = tmp_path_factory.mktemp("recipe") / "tiny.yaml"
     p.write_text(yaml.safe_dump(cfg))

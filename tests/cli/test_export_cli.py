@@ -13,8 +13,8 @@ from aucues.preprocessing import PreprocessConfig
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    from train.checkpoint import save_checkpoint
-    from train.models import ModelConfig, build_model
+    from aucues.train.checkpoint import save_checkpoint
+    from aucues.train.models import ModelConfig, build_model
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(backbone="resnet18"), PreprocessConfig(image_size=64))
@@ -33,7 +33,7 @@ def _one_error_line(out: str) -> str:
 def test_export_with_flags(cli, ckpt, tmp_path):
     import onnx
 
-    from export import read_metadata
+    from aucues.export import read_metadata
 
     out = tmp_path / "m.onnx"
     code, text = cli("export", ckpt, "--out", out, "--exporter", "torchscript", "--layers", "5,3",
@@ -48,7 +48,7 @@ def test_export_with_flags(cli, ckpt, tmp_path):
 
 
 def test_export_logits_only(cli, ckpt, tmp_path):
-    from export import read_metadata
+    from aucues.export import read_metadata
 
     code, text = cli("export", ckpt, "--out", tmp_path / "l.onnx", "--outputs", "logits", "--batch", "2")
     assert code == 0, text
@@ -76,7 +76,7 @@ def test_bad_inputs_one_line(cli, ckpt, tmp_path):
 
 def test_verification_failure_exits_2(cli, ckpt, tmp_path):
     """Tolerances from a YAML config (dataclass <- YAML <- flags): zero tolerance cannot pass."""
-    from export import read_metadata
+    from aucues.export import read_metadata
 
     cfg = tmp_path / "export.yaml"
     cfg.write_text("tolerances: {atol: 0.0, min_cosine: 1.0000001}\nlayers: [5]\nsimplify: false\n")
@@ -94,7 +94,7 @@ def test_verification_failure_exits_2(cli, ckpt, tmp_path):
 @pytest.mark.skipif(torch.cuda.is_available() and importlib.util.find_spec("tensorrt") is not None,
                     reason="a GPU and tensorrt are present (tests/export/test_tensorrt.py builds engines)")
 def test_engine_without_gpu_fails_in_one_line(cli, ckpt, tmp_path):
-    from export import ExportConfig, export_onnx
+    from aucues.export import ExportConfig, export_onnx
 
     onnx_path = tmp_path / "m.onnx"
     export_onnx(ckpt, onnx_path, ExportConfig(verify=False, layers=(5,)))

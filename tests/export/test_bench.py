@@ -3,7 +3,7 @@ plots; backends it cannot run are listed with a reason. Never asserts a speed.""
 
 import json
 
-from export.bench import ModelBenchConfig
+from aucues.export.bench import ModelBenchConfig
 
 
 def test_bench_model_outputs(cli, tmp_path):

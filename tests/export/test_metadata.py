@@ -15,7 +15,7 @@ def _tiny_onnx(path, meta=None, raw_props=None):
     import onnx
     from onnx import TensorProto, helper
 
-    from export.metadata import set_metadata
+    from aucues.export.metadata import set_metadata
 
     graph = helper.make_graph([helper.make_node("Identity", ["image"], ["logits"])], "g",
                               [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 7])],
@@ -31,7 +31,7 @@ def _tiny_onnx(path, meta=None, raw_props=None):
 
 
 def _meta(**over):
-    from export.metadata import build_metadata
+    from aucues.export.metadata import build_metadata
 
     kw = dict(preprocess=PreprocessConfig(image_size=96, codebook="reference"), model_config={"backbone": "x"},
               outputs=["logits"], layers={5: (12, 12)}, cam_size=(12, 12), au={"lambda": 9.0},
@@ -41,7 +41,7 @@ def _meta(**over):
 
 
 def test_round_trip_without_torch(tmp_path):
-    from export.metadata import METADATA_FORMAT, read_metadata, preprocess_from_onnx
+    from aucues.export.metadata import METADATA_FORMAT, read_metadata, preprocess_from_onnx
 
     path = _tiny_onnx(tmp_path / "t.onnx", _meta())
     meta = read_metadata(path)
@@ -59,7 +59,7 @@ def test_round_trip_without_torch(tmp_path):
 def test_set_metadata_replaces_not_duplicates(tmp_path):
     import onnx
 
-    from export.metadata import set_metadata
+    from aucues.export.metadata import set_metadata
 
     path = _tiny_onnx(tmp_path / "t.onnx", _meta(verified=False), raw_props={"other": "kept"})
     model = onnx.load(str(path))
@@ -70,7 +70,7 @@ def test_set_metadata_replaces_not_duplicates(tmp_path):
 
 
 def test_errors_are_one_line(tmp_path):
-    from export.metadata import read_metadata
+    from aucues.export.metadata import read_metadata
 
     cases = {
         "missing": tmp_path / "nope.onnx",
@@ -94,9 +94,9 @@ def test_exported_model_round_trip(tmp_path):
     """Checkpoint -> ONNX: preprocess equals the checkpoint's, AU settings and hash recorded."""
     import torch
 
-    from export import ExportConfig, export_onnx, preprocess_from_onnx, read_metadata
-    from train.checkpoint import checkpoint_sha256, load_checkpoint, save_checkpoint
-    from train.models import ModelConfig, build_model
+    from aucues.export import ExportConfig, export_onnx, preprocess_from_onnx, read_metadata
+    from aucues.train.checkpoint import checkpoint_sha256, load_checkpoint, save_checkpoint
+    from aucues.train.models import ModelConfig, build_model
 
     torch.manual_seed(0)
     pre = PreprocessConfig(image_size=64, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), codebook="reference")

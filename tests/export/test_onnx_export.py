@@ -17,8 +17,8 @@ SIZE = 64
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    from train.checkpoint import save_checkpoint
-    from train.models import ModelConfig, build_model
+    from aucues.train.checkpoint import save_checkpoint
+    from aucues.train.models import ModelConfig, build_model
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(backbone="resnet18"), PreprocessConfig(image_size=SIZE))
@@ -29,7 +29,7 @@ def ckpt(tmp_path_factory):
 
 @pytest.fixture(scope="module", params=["dynamo", "torchscript"])
 def exported(request, ckpt, tmp_path_factory):
-    from export import ExportConfig, export_onnx
+    from aucues.export import ExportConfig, export_onnx
 
     out = tmp_path_factory.mktemp(request.param) / "model.onnx"
     report = export_onnx(ckpt, out, ExportConfig(exporter=request.param, batch=3))
@@ -64,7 +64,7 @@ def test_exporter_verified_and_report(exported):
 def test_names_symbolic_batch_and_shapes(exported):
     import onnx
 
-    from train.models import ModelConfig, build_model
+    from aucues.train.models import ModelConfig, build_model
 
     _, out, _ = exported
     m = onnx.load(str(out))
@@ -88,7 +88,7 @@ def test_names_symbolic_batch_and_shapes(exported):
 
 def test_parity_with_model_forward_at_batch_8(exported, ckpt):
     """Independent of the wrapper: the checkpoint's own forward is the reference."""
-    from train.checkpoint import load_checkpoint
+    from aucues.train.checkpoint import load_checkpoint
 
     _, out, _ = exported
     model, _ = load_checkpoint(ckpt)
@@ -105,7 +105,7 @@ def test_parity_with_model_forward_at_batch_8(exported, ckpt):
 def test_logits_only_graph_and_layer_subset(ckpt, tmp_path):
     import onnx
 
-    from export import ExportConfig, export_onnx, read_metadata
+    from aucues.export import ExportConfig, export_onnx, read_metadata
 
     full = export_onnx(ckpt, tmp_path / "full5.onnx", ExportConfig(layers=(5,), batch=2))
     small = export_onnx(ckpt, tmp_path / "logits.onnx", ExportConfig(outputs="logits", batch=2))
@@ -119,7 +119,7 @@ def test_logits_only_graph_and_layer_subset(ckpt, tmp_path):
     assert meta["outputs"] == ["logits"] and meta["layers"] == {} and meta["cam_size"] is None
     assert meta["preprocess"]["attention_layers"] == []
     meta5 = read_metadata(tmp_path / "full5.onnx")
-    from train.checkpoint import load_checkpoint
+    from aucues.train.checkpoint import load_checkpoint
 
     h5 = list(load_checkpoint(ckpt)[0].layer_shapes(SIZE)[5])
     assert meta5["layers"] == {"5": h5} and meta5["cam_size"] == h5
@@ -130,8 +130,8 @@ def test_fp16_from_model_object(tmp_path):
     """A model object (no checkpoint) in, fp16 graph out: float32 IO, fp16 tolerances."""
     import onnx
 
-    from export import FP16_TOLERANCES, ExportConfig, export_onnx, read_metadata
-    from train.models import ModelConfig, build_model
+    from aucues.export import FP16_TOLERANCES, ExportConfig, export_onnx, read_metadata
+    from aucues.train.models import ModelConfig, build_model
 
     torch.manual_seed(1)
     model = build_model(ModelConfig(backbone="resnet18", attention_layers=(5,)), PreprocessConfig(image_size=SIZE))
@@ -149,8 +149,8 @@ def test_fp16_from_model_object(tmp_path):
 
 
 def test_bad_settings():
-    from export import ExportConfig
-    from export.config import parse_layers
+    from aucues.export import ExportConfig
+    from aucues.export.config import parse_layers
 
     for kw in ({"opset": 17}, {"layers": (6,)}, {"layers": (5, 5)}, {"exporter": "tf"}, {"outputs": "cams"},
                {"batch": 0}):
@@ -162,7 +162,7 @@ def test_bad_settings():
 
 
 def test_bad_sources(tmp_path, ckpt):
-    from export import ExportConfig, export_onnx
+    from aucues.export import ExportConfig, export_onnx
 
     with pytest.raises(AucuesError, match="no such"):
         export_onnx(tmp_path / "missing.pt", tmp_path / "m.onnx")
@@ -176,8 +176,8 @@ def test_bad_sources(tmp_path, ckpt):
 def test_resnet50_large_maps_224(tmp_path):
     """The paper's network: layer 3-5 maps 28x28 at 224 px, attention_1 112x112. ~25-40 s with
     verification on 2 busy cores (under the 60 s `slow` threshold)."""
-    from export import ExportConfig, export_onnx
-    from train.models import ModelConfig, build_model
+    from aucues.export import ExportConfig, export_onnx
+    from aucues.train.models import ModelConfig, build_model
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(backbone="resnet50", large_maps=True), PreprocessConfig(image_size=224))

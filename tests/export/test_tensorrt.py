@@ -19,8 +19,8 @@ needs_gpu = pytest.mark.skipif(not (HAS_GPU and HAS_TRT),
 
 @pytest.fixture(scope="module")
 def onnx_model(tmp_path_factory):
-    from export import ExportConfig, export_onnx
-    from train.models import ModelConfig, build_model
+    from aucues.export import ExportConfig, export_onnx
+    from aucues.train.models import ModelConfig, build_model
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(backbone="resnet18"), PreprocessConfig(image_size=64))
@@ -30,7 +30,7 @@ def onnx_model(tmp_path_factory):
 
 
 def test_engine_config_validation():
-    from export.tensorrt_engine import ENGINE_FP16_TOLERANCES, EngineConfig
+    from aucues.export.tensorrt_engine import ENGINE_FP16_TOLERANCES, EngineConfig
 
     for kw in ({"min_batch": 0}, {"min_batch": 4, "opt_batch": 2}, {"opt_batch": 64}, {"workspace_gb": 0}):
         with pytest.raises(AucuesError):
@@ -39,7 +39,7 @@ def test_engine_config_validation():
 
 
 def test_registry_lists_both_formats():
-    from export.formats import available_formats, format_for_path, get_format
+    from aucues.export.formats import available_formats, format_for_path, get_format
 
     assert {"onnx", "tensorrt"} <= set(available_formats())
     assert format_for_path("a/model.plan").name == "tensorrt"
@@ -55,7 +55,7 @@ def test_registry_lists_both_formats():
 
 @pytest.mark.skipif(HAS_TRT, reason="tensorrt is installed here")
 def test_import_hint_without_tensorrt():
-    from export.tensorrt_engine import import_tensorrt
+    from aucues.export.tensorrt_engine import import_tensorrt
 
     with pytest.raises(AucuesError, match=r"pip install 'aucues\[gpu\]'") as e:
         import_tensorrt()
@@ -64,7 +64,7 @@ def test_import_hint_without_tensorrt():
 
 @pytest.mark.skipif(HAS_GPU and HAS_TRT, reason="a GPU and tensorrt are present: the engine gets built")
 def test_build_refuses_cleanly_without_gpu_or_tensorrt(onnx_model, tmp_path):
-    from export import build_engine
+    from aucues.export import build_engine
 
     with pytest.raises(AucuesError) as e:
         build_engine(onnx_model[0], tmp_path / "m.plan")
@@ -80,9 +80,9 @@ def test_build_refuses_cleanly_without_gpu_or_tensorrt(onnx_model, tmp_path):
 def test_engine_build_and_parity(onnx_model, tmp_path):
     import tensorrt as trt
 
-    from export import EngineConfig, build_engine
-    from export.tensorrt_engine import TrtRunner
-    from export.verify import ort_session
+    from aucues.export import EngineConfig, build_engine
+    from aucues.export.tensorrt_engine import TrtRunner
+    from aucues.export.verify import ort_session
 
     plan = tmp_path / "m.plan"
     rep = build_engine(onnx_model[0], plan, EngineConfig(min_batch=1, opt_batch=4, max_batch=8, workspace_gb=1))
@@ -101,7 +101,7 @@ def test_engine_build_and_parity(onnx_model, tmp_path):
 
 @needs_gpu
 def test_engine_fp16(onnx_model, tmp_path):
-    from export import EngineConfig, build_engine
+    from aucues.export import EngineConfig, build_engine
 
     rep = build_engine(onnx_model[0], tmp_path / "h.plan", EngineConfig(fp16=True, opt_batch=2, max_batch=4))
     assert rep.verified, rep.failures

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from aucues.preprocessing import PreprocessConfig
-from export.config import FP32_TOLERANCES, Tolerances
+from aucues.export.config import FP32_TOLERANCES, Tolerances
 
 SIZE = 64
 
 
 def test_compare_absolute_relative_and_cosine():
-    from export.verify import compare
+    from aucues.export.verify import compare
 
     tol = FP32_TOLERANCES
     a = np.linspace(-1, 1, 100, dtype=np.float32)
@@ -45,7 +45,7 @@ def test_compare_absolute_relative_and_cosine():
 
 def test_inputs_random_and_real_face():
     from aucues.assets import photo
-    from export.verify import make_inputs
+    from aucues.export.verify import make_inputs
 
     pre = PreprocessConfig(image_size=48)
     inputs, notes = make_inputs(pre, 3)
@@ -65,7 +65,7 @@ def test_checker_reports_invalid_model(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    from export.verify import check_model
+    from aucues.export.verify import check_model
 
     graph = helper.make_graph([helper.make_node("Relu", ["nothere"], ["y"])], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
@@ -77,7 +77,7 @@ def test_checker_reports_invalid_model(tmp_path):
 
 @pytest.fixture(scope="module")
 def model():
-    from train.models import ModelConfig, build_model
+    from aucues.train.models import ModelConfig, build_model
 
     torch.manual_seed(0)
     return build_model(ModelConfig(backbone="resnet18"), PreprocessConfig(image_size=SIZE))
@@ -86,7 +86,7 @@ def model():
 def _assert_marked_unverified(out, rep):
     import onnx
 
-    from export import read_metadata
+    from aucues.export import read_metadata
 
     assert out.exists() and not rep.verified and rep.failures
     assert read_metadata(out)["verified"] is False
@@ -99,7 +99,7 @@ def _assert_marked_unverified(out, rep):
 
 
 def test_zero_tolerance_fails_and_marks_file(model, tmp_path):
-    from export import ExportConfig, export_onnx
+    from aucues.export import ExportConfig, export_onnx
 
     out = tmp_path / "z.onnx"
     rep = export_onnx(model, out, ExportConfig(tolerances=Tolerances(atol=0.0, min_cosine=1.0 + 1e-9), batch=2,
@@ -110,7 +110,7 @@ def test_zero_tolerance_fails_and_marks_file(model, tmp_path):
 
 def test_perturbed_runtime_output_is_caught(model, tmp_path, monkeypatch):
     """A runtime that gets one output slightly wrong (1e-3 on attention_5 only) must fail exactly there."""
-    import export.verify as verify
+    import aucues.export.verify as verify
 
     real_session = verify.ort_session
 
@@ -127,7 +127,7 @@ def test_perturbed_runtime_output_is_caught(model, tmp_path, monkeypatch):
             return [o + 1e-3 if n == "attention_5" else o for n, o in zip(names_all, outs)]
 
     monkeypatch.setattr(verify, "ort_session", lambda p: Perturbed(real_session(p)))
-    from export import ExportConfig, export_onnx
+    from aucues.export import ExportConfig, export_onnx
 
     out = tmp_path / "p.onnx"
     rep = export_onnx(model, out, ExportConfig(batch=2, layers=(4, 5), simplify=False))

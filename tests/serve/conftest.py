@@ -13,8 +13,8 @@ def tiny_checkpoint(tmp_path_factory):
     import torch
 
     from aucues.preprocessing import PreprocessConfig
-    from train.checkpoint import save_checkpoint
-    from train.models import ModelConfig, build_model
+    from aucues.train.checkpoint import save_checkpoint
+    from aucues.train.models import ModelConfig, build_model
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(backbone="resnet18", weights="random"), PreprocessConfig(image_size=IMAGE_SIZE))
@@ -25,8 +25,8 @@ def tiny_checkpoint(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_onnx(tiny_checkpoint):
-    from export.config import ExportConfig
-    from export.onnx_export import export_onnx
+    from aucues.export.config import ExportConfig
+    from aucues.export.onnx_export import export_onnx
 
     out = tiny_checkpoint.with_suffix(".onnx")
     # Verification is the exporter's own tested business; skipping it keeps the fixture ~5 s.
@@ -36,7 +36,7 @@ def tiny_onnx(tiny_checkpoint):
 
 @pytest.fixture(scope="session")
 def repository(tiny_onnx, tmp_path_factory):
-    from serve.repository import build_repository
+    from aucues.serve.repository import build_repository
 
     out = tmp_path_factory.mktemp("serve_repo") / "repo"
     build_repository(out, onnx=tiny_onnx, backend="python", max_batch=8, max_queue_delay_us=5000)
@@ -47,7 +47,7 @@ def repository(tiny_onnx, tmp_path_factory):
 def triton(repository):
     """A real tritonserver on free loopback ports, stopped at the end of the session."""
     from aucues.errors import AucuesError
-    from serve.tritonserver import TritonServer, find_tritonserver
+    from aucues.serve.tritonserver import TritonServer, find_tritonserver
 
     try:
         find_tritonserver()
@@ -62,7 +62,7 @@ def triton(repository):
 
 @pytest.fixture(scope="session")
 def pipeline(tiny_onnx):
-    from serve.pipeline import Pipeline
+    from aucues.serve.pipeline import Pipeline
 
     p = Pipeline(tiny_onnx)
     yield p

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from aucues.io import read_image
-from serve.client import AucuesClient, PredictError
+from aucues.serve.client import AucuesClient, PredictError
 
 
 def _enc(ext, img, *params):
@@ -118,7 +118,7 @@ def test_wrong_dtype_and_shape(triton, astronaut_bytes):
 
 def test_in_process_checks_are_fast_and_clear():
     from aucues.errors import AucuesError
-    from serve.pipeline import check_encoded
+    from aucues.serve.pipeline import check_encoded
 
     for data, msg in ((b"", "empty"), (np.zeros((2, 2), np.uint8), "flat"), (np.zeros(4, np.float32), "UINT8"),
                       (b"BM" + b"\0" * 16 + (40000).to_bytes(4, "little") * 2, "pixel limit")):

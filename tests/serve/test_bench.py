@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from serve.bench import load_test, strip_dynamic_batching
+from aucues.serve.bench import load_test, strip_dynamic_batching
 
 
 def test_strip_dynamic_batching(repository):
@@ -32,7 +32,7 @@ def test_load_test_counts_and_bounds():
 
 @pytest.mark.slow
 def test_bench_serve_repository(cli, tmp_path, repository):
-    from serve.tritonserver import find_tritonserver
+    from aucues.serve.tritonserver import find_tritonserver
 
     try:
         find_tritonserver()

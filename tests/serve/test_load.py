@@ -27,7 +27,7 @@ def _tree_rss(pid: int) -> int:
 
 
 def _hammer(url: str, protocol: str, data: bytes, seconds: float, stats: dict, lock: threading.Lock):
-    from serve.client import AucuesClient
+    from aucues.serve.client import AucuesClient
 
     with AucuesClient(url, protocol) as client:
         end = time.monotonic() + seconds

@@ -9,8 +9,8 @@ import pytest
 
 from aucues.errors import AucuesError
 from aucues.preprocessing import PreprocessConfig
-from serve.pbtxt import RepoOptions, all_configs, classifier_config, labels_text
-from serve.spec import ModelSpec
+from aucues.serve.pbtxt import RepoOptions, all_configs, classifier_config, labels_text
+from aucues.serve.spec import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,16 +83,16 @@ def test_options_are_checked():
 
 def test_checked_in_repository_matches_generation():
     """model_repository/ holds the configs of the default model (ResNet50, 224 px, 7 classes, layers
-    1-5); regenerate with `python -m serve.repository` whenever generation or the defaults change."""
-    from serve.repository import default_spec, reference_files
+    1-5); regenerate with `python -m aucues.serve.repository` whenever generation or the defaults change."""
+    from aucues.serve.repository import default_spec, reference_files
 
     spec = default_spec()
     assert spec.image_size == PreprocessConfig().image_size and spec.num_classes == 7
     assert sorted(spec.layers) == [1, 2, 3, 4, 5]
     for rel, text in reference_files(spec).items():
         path = ROOT / "model_repository" / rel
-        assert path.exists(), f"{rel} missing: run python -m serve.repository"
-        assert path.read_text() == text, f"{rel} differs from a fresh generation: run python -m serve.repository"
+        assert path.exists(), f"{rel} missing: run python -m aucues.serve.repository"
+        assert path.read_text() == text, f"{rel} differs from a fresh generation: run python -m aucues.serve.repository"
 
 
 

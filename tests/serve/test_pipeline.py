@@ -12,8 +12,8 @@ import pytest
 from aucues.au_maps import template_points
 from aucues.errors import AucuesError
 from aucues.preprocessing import PreprocessConfig
-from serve.pipeline import interpretability_score, postprocess, sniff_image, unit_map
-from serve.spec import ModelSpec
+from aucues.serve.pipeline import interpretability_score, postprocess, sniff_image, unit_map
+from aucues.serve.spec import ModelSpec
 
 SPEC = ModelSpec(preprocess=PreprocessConfig(image_size=96), layers={5: (12, 12)}, cam_size=(12, 12))
 
@@ -63,7 +63,7 @@ def test_interpretability_prefers_attention_on_the_aus():
 
 
 def test_overlay_picture():
-    from serve.overlay import render_overlay
+    from aucues.serve.overlay import render_overlay
 
     pts = template_points(96)
     probs, cam, att = _outputs(1)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from aucues.errors import AucuesError
-from serve.repository import build_repository, read_repository_spec
-from serve.spec import spec_from_onnx
+from aucues.serve.repository import build_repository, read_repository_spec
+from aucues.serve.spec import spec_from_onnx
 
 
 def test_build_from_onnx(tiny_onnx, tmp_path):

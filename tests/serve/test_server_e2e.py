@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from serve.client import AucuesClient
-from serve.pipeline import postprocess
+from aucues.serve.client import AucuesClient
+from aucues.serve.pipeline import postprocess
 
 ATOL = 1e-4
 
@@ -95,7 +95,7 @@ def test_predict_video(cli, triton, astronaut_path, tmp_path):
 
 
 def test_unreachable_server_is_one_line(cli, astronaut_path):
-    from serve.tritonserver import free_port
+    from aucues.serve.tritonserver import free_port
 
     code, out = cli("predict", astronaut_path, "--url", f"127.0.0.1:{free_port()}")
     assert code == 1 and "not reachable" in out and len(out.strip().splitlines()) == 1, out
@@ -115,7 +115,7 @@ def _serve_cmd(repo, *extra):
     import sys
     from pathlib import Path
 
-    from serve.tritonserver import free_port
+    from aucues.serve.tritonserver import free_port
 
     aucues = Path(sys.executable).parent / "aucues"
     ports = [str(free_port()) for _ in range(3)]
@@ -131,7 +131,7 @@ def test_serve_cli_starts_and_stops_on_sigterm(triton, repository):
     import urllib.request
 
     from aucues.errors import AucuesError
-    from serve.tritonserver import find_tritonserver
+    from aucues.serve.tritonserver import find_tritonserver
 
     try:
         find_tritonserver()

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 from aucues.errors import AucuesError
 from aucues.preprocessing import PreprocessConfig
-from train.cams import CAM_METHODS, get_cam, normalize_cam
-from train.models import ModelConfig, build_model
+from aucues.train.cams import CAM_METHODS, get_cam, normalize_cam
+from aucues.train.models import ModelConfig, build_model
 
 torch.set_num_threads(1)
 

@@ -7,8 +7,8 @@ import torch
 
 from aucues.errors import AucuesError
 from aucues.preprocessing import PreprocessConfig
-from train.checkpoint import checkpoint_sha256, load_checkpoint, save_checkpoint
-from train.models import ModelConfig, build_model
+from aucues.train.checkpoint import checkpoint_sha256, load_checkpoint, save_checkpoint
+from aucues.train.models import ModelConfig, build_model
 
 torch.set_num_threads(1)
 

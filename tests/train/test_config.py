@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from aucues.errors import AucuesError
-from train.config import TrainConfig, load_yaml, resolve_config
+from aucues.train.config import TrainConfig, load_yaml, resolve_config
 
 
 def test_defaults_are_the_paper_recipe():
@@ -77,15 +77,22 @@ def test_bad_files(tmp_path):
 
 
 def test_shipped_configs_resolve():
-    from pathlib import Path
+    from aucues.recipes import recipe_names, recipe_path
 
-    root = Path(__file__).resolve().parents[2] / "configs"
-    raf = resolve_config(root / "paper_rafdb.yaml")
-    aff = resolve_config(root / "paper_affectnet.yaml")
+    assert recipe_names() == ["demo", "paper_affectnet", "paper_rafdb"]
+    raf = resolve_config("paper_rafdb")   # by name: packaged recipes work from a wheel install
+    aff = resolve_config(recipe_path("paper_affectnet.yaml"))
     assert raf.au_lambda == 4.0 and aff.au_lambda == 9.0
     for c in (raf, aff):
         assert c.backbone == "resnet50" and c.large_maps and c.au_layers == (5,) and c.image_size == 224
         assert c.epochs == 20 and c.batch_size == 224 and c.lr == 0.002
     assert raf.dataset == "rafdb" and aff.dataset == "affectnet"
-    demo = resolve_config(root / "demo.yaml")
+    demo = resolve_config("demo")
     assert demo.image_size < 224 and demo.epochs < 20
+
+
+def test_unknown_recipe_names_the_packaged_ones(tmp_path):
+    with pytest.raises(AucuesError, match="paper_rafdb"):
+        resolve_config("paper_rafbd")
+    with pytest.raises(AucuesError, match="not found"):
+        resolve_config(tmp_path / "missing" / "demo.yaml")   # a path that does not exist is never swapped

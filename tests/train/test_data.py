@@ -16,7 +16,7 @@ from aucues.labels import INDEX_TO_RAFDB
 from aucues.landmark_cache import LandmarkCache
 from aucues.landmarks import Face
 from aucues.preprocessing import PreprocessConfig
-from train.data import (FERDataset, SkipLog, build_transform, collate, open_dataset, train_val_split)
+from aucues.train.data import (FERDataset, SkipLog, build_transform, collate, open_dataset, train_val_split)
 
 SIZE = 64
 
@@ -157,7 +157,7 @@ def test_affectnet_layout(tmp_path):
 
 
 def test_stratified_seeded_validation_split(tmp_path):
-    from train.data import Record
+    from aucues.train.data import Record
 
     recs = [Record(f"/x/{i}.jpg", f"{i}.jpg", i % 3, "train") for i in range(60)]
     tr, va = train_val_split(recs, 0.2, seed=3)
@@ -188,7 +188,7 @@ def test_geometric_augmentations_move_the_map_with_the_image():
     flipped = 0
     for seed in range(24):
         torch.manual_seed(seed)
-        from train.data.transforms import _to_tensors
+        from aucues.train.data.transforms import _to_tensors
 
         ti, tm = tf.geometric(*_to_tensors(img, amap))
         bright = ti.float().mean(0).numpy() / 255.0
@@ -235,7 +235,7 @@ def test_prepare_rafdb_with_mediapipe(tmp_path, astronaut_path, aligned_face_pat
     import cv2
 
     from aucues.io import read_image
-    from train.data.prepare import prepare_rafdb
+    from aucues.train.data.prepare import prepare_rafdb
 
     root = tmp_path
     orig = root / "basic/Image/original"

@@ -11,8 +11,8 @@ import socket
 import pytest
 import torch
 
-from train.config import resolve_config
-from train.trainer import train
+from aucues.train.config import resolve_config
+from aucues.train.trainer import train
 
 
 def _cfg(data, out):

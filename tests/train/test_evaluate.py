@@ -9,9 +9,9 @@ import torch
 
 from aucues.errors import AucuesError
 from aucues.labels import CLASS_NAMES
-from train.config import resolve_config
-from train.evaluate import evaluate
-from train.trainer import train
+from aucues.train.config import resolve_config
+from aucues.train.evaluate import evaluate
+from aucues.train.trainer import train
 
 KEYS = {"accuracy", "macro_f1", "per_class_accuracy", "att_cos", "cam_cos", "cam_cos_gradcam",
         "cam_cos_gradcampp", "cam_cos_layercam", "confusion_matrix", "n_images", "n_skipped"}
@@ -59,14 +59,14 @@ class _MapEcho(torch.nn.Module):
     def __init__(self, size):
         super().__init__()
         from aucues.preprocessing import PreprocessConfig
-        from train.models import ModelConfig
+        from aucues.train.models import ModelConfig
 
         self.config = ModelConfig(backbone="resnet18")
         self.preprocess = PreprocessConfig(image_size=size)
         self.bias = torch.nn.Parameter(torch.zeros(7))
 
     def forward(self, x):
-        from train.models import ModelOutput
+        from aucues.train.models import ModelOutput
 
         m = x[:, 0]
         logits = self.bias.expand(len(x), 7) + x[:, 1, 0, :7]
@@ -84,7 +84,7 @@ def _batches(maps, labels, channel0):
 
 def test_metrics_compare_with_the_true_label_map():
     from aucues.au_maps import au_map, template_points
-    from train.evaluate import collect
+    from aucues.train.evaluate import collect
 
     size = 32
     labels = torch.tensor([0, 1, 2, 3, 4, 5, 6, 1])

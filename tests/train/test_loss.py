@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from aucues.errors import AucuesError
-from train.loss import AUAlignmentLoss, resize_map
-from train.models import ModelOutput
+from aucues.train.loss import AUAlignmentLoss, resize_map
+from aucues.train.models import ModelOutput
 
 torch.set_num_threads(1)
 
@@ -129,7 +129,7 @@ def test_bad_layers_and_missing_attention():
 
 def test_with_a_real_model_backpropagates():
     from aucues.preprocessing import PreprocessConfig
-    from train.models import ModelConfig, build_model
+    from aucues.train.models import ModelConfig, build_model
 
     torch.manual_seed(3)
     model = build_model(ModelConfig(backbone="resnet18", attention_layers=(4, 5)), PreprocessConfig(image_size=64))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from aucues.errors import AucuesError
-from train.metrics import InterpretabilityMeter, classification_report, map_cosine
+from aucues.train.metrics import InterpretabilityMeter, classification_report, map_cosine
 
 
 def test_identical_maps_give_one_and_disjoint_give_zero():

@@ -7,7 +7,7 @@ import torch
 
 from aucues.errors import AucuesError
 from aucues.preprocessing import PreprocessConfig
-from train.models import FERModel, ModelConfig, available_backbones, build_model
+from aucues.train.models import FERModel, ModelConfig, available_backbones, build_model
 
 torch.set_num_threads(1)
 

@@ -10,8 +10,8 @@ import torch
 import yaml
 
 from aucues.errors import AucuesError
-from train.config import resolve_config
-from train.trainer import METRIC_COLUMNS, train
+from aucues.train.config import resolve_config
+from aucues.train.trainer import METRIC_COLUMNS, train
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_two_epochs_lower_the_loss_and_write_the_run_folder(run):
     assert saved["backbone"] == "resnet18" and saved["au_layers"] == [5] and saved["epochs"] == 2
     assert run.epochs_done == 2 and 1 <= run.best_epoch <= 2 and not run.stopped_early
 
-    from train.checkpoint import load_checkpoint
+    from aucues.train.checkpoint import load_checkpoint
 
     model, info = load_checkpoint(out / "best.pt")
     assert info["epoch"] == run.best_epoch and model.preprocess.image_size == 48

@@ -29,7 +29,7 @@ def register_cam(name: str):
 
 
 def get_cam(name: str) -> type["BaseCAM"]:
-    import train.cams  # noqa: F401  (registers the methods)
+    import aucues.train.cams  # noqa: F401  (registers the methods)
 
     if name not in _REGISTRY:
         raise AucuesError(f"unknown CAM method '{name}'; choose one of: {', '.join(CAM_METHODS)}")

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from aucues.errors import AucuesError
-from train.cams.base import BaseCAM, register_cam
+from aucues.train.cams.base import BaseCAM, register_cam
 
 
 @register_cam("cam")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from train.cams.base import BaseCAM, register_cam
+from aucues.train.cams.base import BaseCAM, register_cam
 
 
 @register_cam("layercam")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from aucues.errors import AucuesError
 from aucues.labels import NUM_CLASSES
-from train.data.base import (CACHE_NAME, DatasetIndex, FERDataset, Record, SkipLog, collate,
+from aucues.train.data.base import (CACHE_NAME, DatasetIndex, FERDataset, Record, SkipLog, collate,
                              train_val_split)
-from train.data.transforms import EvalTransform, TrainTransform, build_transform
+from aucues.train.data.transforms import EvalTransform, TrainTransform, build_transform
 
 DATASETS = ("rafdb", "affectnet", "folder", "synthetic")
 
@@ -25,17 +25,17 @@ def open_dataset(dataset: str, root: str | Path, num_classes: int = NUM_CLASSES)
     if not root.exists():
         raise AucuesError(f"{root}: no such dataset folder")
     if dataset in ("rafdb", "synthetic"):
-        from train.data.rafdb import read_rafdb
+        from aucues.train.data.rafdb import read_rafdb
 
         if num_classes != NUM_CLASSES:
             raise AucuesError(f"{dataset} has 7 classes; num_classes={num_classes} is for AffectNet's Contempt")
         return read_rafdb(root, name=dataset)
     if dataset == "affectnet":
-        from train.data.affectnet import read_affectnet
+        from aucues.train.data.affectnet import read_affectnet
 
         return read_affectnet(root, num_classes)
     if dataset == "folder":
-        from train.data.folder import read_folder
+        from aucues.train.data.folder import read_folder
 
         return read_folder(root, num_classes)
     raise AucuesError(f"unknown dataset '{dataset}'; choose one of: {', '.join(DATASETS)}")

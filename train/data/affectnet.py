@@ -22,7 +22,7 @@ import numpy as np
 
 from aucues.errors import AucuesError
 from aucues.labels import AFFECTNET_TO_INDEX, NUM_CLASSES, class_names
-from train.data.base import CACHE_NAME, DatasetIndex, Record, load_landmarks
+from aucues.train.data.base import CACHE_NAME, DatasetIndex, Record, load_landmarks
 
 SPLITS = {"train": "train_set", "test": "val_set"}
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from aucues.errors import AucuesError
 from aucues.labels import NUM_CLASSES, class_index, class_names
-from train.data.base import CACHE_NAME, DatasetIndex, Record, finish_index
+from aucues.train.data.base import CACHE_NAME, DatasetIndex, Record, finish_index
 
 SPLITS = ("train", "val", "test")
 IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".webp")

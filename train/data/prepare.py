@@ -61,7 +61,7 @@ def crop_box(image: np.ndarray, box: np.ndarray | None, enlarge: float = BOX_ENL
 
 
 def _stems(root: Path) -> list[str]:
-    from train.data.rafdb import LABEL_FILE, read_label_file
+    from aucues.train.data.rafdb import LABEL_FILE, read_label_file
 
     labels = root / LABEL_FILE
     if labels.is_file():
@@ -90,7 +90,7 @@ def prepare_rafdb(root, size: int = 224, limit: int | None = None, save_every: i
     from aucues.io import read_image, write_image
     from aucues.landmark_cache import LandmarkCache
     from aucues.landmarks import Face
-    from train.data.rafdb import RAF_CACHE
+    from aucues.train.data.rafdb import RAF_CACHE
 
     root = Path(root)
     if not root.is_dir():
@@ -153,7 +153,7 @@ def prepare_rafdb(root, size: int = 224, limit: int | None = None, save_every: i
 def prepare_landmarks(dataset: str, root, progress: bool = True, landmarker=None) -> dict:
     """Folder / AffectNet: the landmark cache `<root>/aucues_landmarks68.json` of their images."""
     from aucues.landmark_cache import landmark_dataset
-    from train.data.base import CACHE_NAME
+    from aucues.train.data.base import CACHE_NAME
 
     root = Path(root)
     if root.is_file() and root.suffix.lower() == ".csv":

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aucues.errors import AucuesError
 from aucues.labels import CLASS_NAMES, RAFDB_TO_INDEX
-from train.data.base import CACHE_NAME, DatasetIndex, Record, finish_index
+from aucues.train.data.base import CACHE_NAME, DatasetIndex, Record, finish_index
 
 LABEL_FILE = "basic/EmoLabel/list_patition_label.txt"
 ALIGNED_DIRS = ("basic/Image/aucues_aligned", "basic/Image/aligned")

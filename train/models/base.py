@@ -36,7 +36,7 @@ class ModelConfig:
     self_attention_layers: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        from train.models.registry import available_backbones
+        from aucues.train.models.registry import available_backbones
 
         if not isinstance(self.backbone, str) or self.backbone not in available_backbones():
             raise AucuesError(f"unknown backbone '{self.backbone}'; choose one of: {', '.join(available_backbones())}")

@@ -22,7 +22,7 @@ def register_model(name: str):
 
 
 def _ensure_loaded() -> None:
-    import train.models  # noqa: F401  (registers the built-in backbones)
+    import aucues.train.models  # noqa: F401  (registers the built-in backbones)
 
 
 def available_backbones() -> list[str]:

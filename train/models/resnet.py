@@ -13,8 +13,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from aucues.errors import AucuesError
-from train.models.base import FERModel
-from train.models.registry import register_model
+from aucues.train.models.base import FERModel
+from aucues.train.models.registry import register_model
 
 
 def _dilate(stage: nn.Module, dilation: int) -> None:

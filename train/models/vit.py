@@ -12,8 +12,8 @@ import torch
 from torch import Tensor, nn
 
 from aucues.errors import AucuesError
-from train.models.base import FERModel
-from train.models.registry import register_model
+from aucues.train.models.base import FERModel
+from aucues.train.models.registry import register_model
 
 PATCH = 16
 

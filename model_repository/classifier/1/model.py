@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from serve.pipeline import OnnxClassifier
+from aucues.serve.pipeline import OnnxClassifier
 
 
 class TritonPythonModel:

@@ -10,8 +10,8 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from serve.pipeline import evidence_json, postprocess
-from serve.spec import ModelSpec
+from aucues.serve.pipeline import evidence_json, postprocess
+from aucues.serve.spec import ModelSpec
 
 
 class TritonPythonModel:

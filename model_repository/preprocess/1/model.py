@@ -12,8 +12,8 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from aucues.errors import AucuesError
-from serve.pipeline import Preprocessor
-from serve.spec import ModelSpec
+from aucues.serve.pipeline import Preprocessor
+from aucues.serve.spec import ModelSpec
 
 
 class TritonPythonModel:

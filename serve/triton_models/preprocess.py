@@ -1,0 +1,55 @@
+"""Triton Python model `preprocess`: encoded image bytes -> aligned, normalised face.
+
+Input  image_bytes (UINT8 [-1], JPEG/PNG/BMP/WebP). Outputs image (3,S,S) FP32, landmarks (68,2) in
+the aligned crop, face_box (4,) in the original image, num_faces (1,) INT32, aligned_face (S,S,3) UINT8.
+S, mean and std come from the `aucues` parameter that `aucues repository build` generated from the
+ONNX metadata. Each request gets its own response or its own TritonError: a bad image never fails
+the other requests of a dynamic batch."""
+
+import json
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from aucues.errors import AucuesError
+from aucues.serve.pipeline import Preprocessor
+from aucues.serve.spec import ModelSpec
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        self.spec = ModelSpec.from_json(config["parameters"]["aucues"]["string_value"])
+        self.pre = Preprocessor(self.spec)  # MediaPipe graphs built once per instance
+
+    def _one(self, request):
+        tensor = pb_utils.get_input_tensor_by_name(request, "image_bytes")
+        if tensor is None:
+            raise AucuesError("missing input 'image_bytes'")
+        data = tensor.as_numpy()
+        if data.ndim != 2:
+            raise AucuesError(f"image_bytes must have shape [batch, bytes], got {list(data.shape)}")
+        rows = [self.pre(row) for row in data]
+        out = {
+            "image": np.stack([r.image for r in rows]).astype(np.float32),
+            "landmarks": np.stack([r.landmarks for r in rows]).astype(np.float32),
+            "face_box": np.stack([r.face_box for r in rows]).astype(np.float32),
+            "num_faces": np.array([[r.num_faces] for r in rows], np.int32),
+            "aligned_face": np.stack([r.aligned_face for r in rows]).astype(np.uint8),
+        }
+        return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(k, v) for k, v in out.items()])
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            try:
+                responses.append(self._one(request))
+            except AucuesError as e:
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(e))))
+            except Exception as e:  # noqa: BLE001 - never let one request fail the batch
+                msg = f"preprocess failed: {e.__class__.__name__}: {e}"
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(msg)))
+        return responses
+
+    def finalize(self):
+        self.pre.close()
