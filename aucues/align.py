@@ -2,7 +2,7 @@
 
 The template (ALIGN_TEMPLATE, fractions of the crop side, scaled by `size`) is this project's own,
 not ArcFace's 112x112 one: ArcFace's template is a tight recognition crop that cuts the brows and the
-chin, and the AU regions need both (AU1/AU2 sit on the brows, AU17 on the chin, PAPER_FACTS §3).
+chin, and the AU regions need both (AU1/AU2 sit on the brows, AU17 on the chin, docs/method.md §3).
 It was derived from MediaPipe iBUG-68 faces in a frame where the eye centres sit at (0, 0) and
 (1, 0): there the brows reach y ~ -0.45, the chin y ~ 1.9, the jaw x ~ -0.6 .. 1.6 (frontal), the
 nose tip is at ~(0.5, 0.6) and the mouth corners at ~(0.05, 1.1) and (0.95, 1.1). A crop 3.0

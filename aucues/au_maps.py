@@ -1,8 +1,8 @@
-"""AU heatmaps from 68 landmarks (PAPER_FACTS §2-4): AU regions, class/generic/per-class/landmark
+"""AU heatmaps from 68 landmarks (docs/method.md §2-4): AU regions, class/generic/per-class/landmark
 maps, and the share of a model's attention that falls inside each AU region ("evidence").
 
 Conventions: a crop is `size` x `size` pixels; pixel (row i, column j) has its centre at (x=j, y=i),
-the same convention as cv2 drawing and warpAffine. Region sizes in PAPER_FACTS §3 are for a 224 crop
+the same convention as cv2 drawing and warpAffine. Region sizes in docs/method.md §3 are for a 224 crop
 and are scaled by w/224 (x) and h/224 (y), fixed pixel values included."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from aucues.labels import CLASS_NAMES
 
 Ellipse = tuple[float, float, float, float]  # (cx, cy, ax, ay): centre and semi-axes, axis-aligned
 
-REF_SIZE = 224.0        # PAPER_FACTS §3: region sizes are given for a 224x224 crop
+REF_SIZE = 224.0        # docs/method.md §3: region sizes are given for a 224x224 crop
 SMOOTH_SIZE = 28        # §4.2: each AU map is resized to 28x28, box-blurred 3x3, resized back
 BACKGROUND = 1e-4       # §4.1: value outside the regions
 LANDMARK_SIGMA = 8.0    # §4 "landmarks" kind: covariance 64*I -> sigma 8 px at 224
@@ -52,7 +52,7 @@ def template_points(size: int = 224) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Regions (PAPER_FACTS §3)
+# Regions (docs/method.md §3)
 
 def _check_points(points68) -> np.ndarray | None:
     """(68, 2) float64 array, or None when landmarks are missing (None, NaN or inf rows)."""
@@ -103,7 +103,7 @@ def _ellipses(p: np.ndarray, au: int, w: float, h: float) -> list[Ellipse]:
         return [at(x[41], y[41] + h / 6, w / 10, h / 10), at(x[46], y[46] + h / 6, w / 10, h / 10)]
     if au == 9:   # nose wrinkler: (x31, y29), (x35, y29)
         return [at(x[31], y[29], *r20), at(x[35], y[29], *r20)]
-    if au == 10:  # upper lip raiser: (x48, y50), (x52, y54) as PAPER_FACTS §3 gives them
+    if au == 10:  # upper lip raiser: (x48, y50), (x52, y54) as docs/method.md §3 gives them
         return [at(x[48], y[50], *r20), at(x[52], y[54], *r20)]
     if au in (12, 15):  # lip corner puller / depressor: lm48, lm54
         return [at(x[48], y[48], *r20), at(x[54], y[54], *r20)]
@@ -113,7 +113,7 @@ def _ellipses(p: np.ndarray, au: int, w: float, h: float) -> list[Ellipse]:
         return [at(x[59], y[59], *r20), at(x[55], y[55], *r20)]
     if au == 17:  # chin raiser: box lm59 - lm8, zero -> 5 px
         return [_box(p, 59, 59, 8, 8, sx, sy, 5)]
-    if au == 20:  # lip stretcher: mid(lm48, lm6), mid(lm50, lm10) as PAPER_FACTS §3 gives them
+    if au == 20:  # lip stretcher: mid(lm48, lm6), mid(lm50, lm10) as docs/method.md §3 gives them
         return [at((x[48] + x[6]) / 2, (y[48] + y[6]) / 2, *r20),
                 at((x[50] + x[10]) / 2, (y[50] + y[10]) / 2, *r20)]
     if au in (23, 24, 26, 27):  # one mouth ellipse in the box (x48, y51) - (x54, y57), zero -> 5 px
@@ -131,7 +131,7 @@ def _check_size(size) -> int:
 
 
 def au_ellipses(points68, au: int, size: int) -> list[Ellipse]:
-    """The filled ellipses (cx, cy, ax, ay) of one AU in a size x size crop (PAPER_FACTS §3).
+    """The filled ellipses (cx, cy, ax, ay) of one AU in a size x size crop (docs/method.md §3).
     [] when the landmarks are missing (None / NaN / inf)."""
     size = _check_size(size)
     if au not in AU_NAMES:
@@ -188,7 +188,7 @@ def au_region_masks(points68, label: int, size: int, variant: str = "paper") -> 
 
 
 # ---------------------------------------------------------------------------------------------------
-# Heatmaps (PAPER_FACTS §4)
+# Heatmaps (docs/method.md §4)
 
 # A smoothed single-AU map as (y0, x0, values): `values` placed at (y0, x0) in a crop that is
 # BACKGROUND everywhere else (a full-crop map is (0, 0, map)).
@@ -302,7 +302,7 @@ def _landmark_map(p: np.ndarray, size: int, jaw: bool) -> tuple[np.ndarray, bool
 
 def au_map(points68, label: int, size: int, kind: str = "class", variant: str = "paper",
            jaw: bool = False) -> tuple[np.ndarray, bool]:
-    """The AU heatmap of a size x size crop and whether it is valid (PAPER_FACTS §4).
+    """The AU heatmap of a size x size crop and whether it is valid (docs/method.md §4).
 
     kind "class": AUs of `label` -> (size, size) float32 in [0, 1], max exactly 1 when valid;
     "generic": all 20 AUs (label ignored, Neutral valid); "per_class": (7, size, size), one map per

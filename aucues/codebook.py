@@ -1,4 +1,4 @@
-"""The expression -> Action Unit codebook (PAPER_FACTS §2) and the AU names (FACS)."""
+"""The expression -> Action Unit codebook (docs/method.md §2) and the AU names (FACS)."""
 
 from __future__ import annotations
 

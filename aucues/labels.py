@@ -1,4 +1,4 @@
-"""The seven expression classes, in the one order used everywhere (PAPER_FACTS §1),
+"""The seven expression classes, in the one order used everywhere (docs/method.md §1),
 and the mapping of each dataset's own ids onto it."""
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ class PreprocessConfig:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     class_names: tuple[str, ...] = CLASS_NAMES
-    # layers (1..5, PAPER_FACTS §5 numbering) whose attention the deployed model returns
+    # layers (1..5, docs/method.md §5 numbering) whose attention the deployed model returns
     attention_layers: tuple[int, ...] = (1, 2, 3, 4, 5)
     # AU codebook variant used for maps and evidence ("paper" or "reference")
     codebook: str = "paper"

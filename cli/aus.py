@@ -4,7 +4,7 @@
                [--codebook paper|reference] [--size 224] [--json]
 
 The face is found with MediaPipe (aucues.landmarks), aligned to a size x size crop (aucues.align) and
-the map is built on that crop (aucues.au_maps, PAPER_FACTS §3-4). --draw writes the crop with the
+the map is built on that crop (aucues.au_maps, docs/method.md §3-4). --draw writes the crop with the
 heatmap blended on it and each AU region outlined and labelled.
 """
 
@@ -39,7 +39,7 @@ def aus(
                                        "preprocessing image size, 224)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of a table."),
 ) -> None:
-    """Show which Action Units an expression uses and where they lie on a face (PAPER_FACTS §2-4)."""
+    """Show which Action Units an expression uses and where they lie on a face (docs/method.md §2-4)."""
     from aucues.au_maps import KINDS, au_map, draw_overlay
     from aucues.codebook import GENERIC_AUS, VARIANTS, class_aus
     from aucues.errors import AucuesError, NoFaceError

@@ -1,4 +1,4 @@
-"""`aucues evaluate CKPT`: accuracy, macro F1 and the interpretability metrics (PAPER_FACTS §7)."""
+"""`aucues evaluate CKPT`: accuracy, macro F1 and the interpretability metrics (docs/method.md §7)."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ def train_cmd(
                                                    help="Stop after this epoch (resume tests)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
-    """Train an expression classifier, optionally guided by AU maps (PAPER_FACTS §5, §9)."""
+    """Train an expression classifier, optionally guided by AU maps (docs/method.md §5, §9)."""
     from aucues.errors import AucuesError
     from aucues.cli.common import console
     from aucues.train.config import load_yaml, resolve_config

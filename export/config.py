@@ -42,7 +42,7 @@ class ExportConfig:
     exporter: str = "dynamo"          # measured reliable for dilated ResNet50 (docs/export.md)
     opset: int = 18
     outputs: str = "all"              # "all": logits, probabilities, cam, attention_<k>; "logits": logits only
-    layers: tuple[int, ...] = ALL_LAYERS  # attention layers exported (1..5, PAPER_FACTS §5)
+    layers: tuple[int, ...] = ALL_LAYERS  # attention layers exported (1..5, docs/method.md §5)
     simplify: bool = True             # onnxslim, verified after
     fp16: bool = False                # weights/activations fp16, input/outputs stay float32
     batch: int = 4                    # N of the batch-N verification (batch 1 is always checked too)

@@ -6,7 +6,7 @@ Landmarks: the mean face of aucues.au_maps.template_points moved by random simil
 (scale 0.85-1.15, rotation +-10 degrees, shift +-12 px at 224) plus 2 px per-point noise: plausible
 aligned faces, every one different. Each (kind, class) is timed over all sets, `repeat` rounds, and the
 per-call median / mean / p95 are reported. "class (literal)" times the same class maps through the
-plain full-crop path of PAPER_FACTS §4 (draw, area-resize, blur, resize back) for comparison.
+plain full-crop path of docs/method.md §4 (draw, area-resize, blur, resize back) for comparison.
 """
 
 from __future__ import annotations

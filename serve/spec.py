@@ -14,7 +14,7 @@ from aucues.errors import AucuesError
 from aucues.preprocessing import PreprocessConfig
 
 METADATA_KEY = "aucues"
-# The layer whose attention the paper aligns with the AU maps (PAPER_FACTS §5); the served
+# The layer whose attention the paper aligns with the AU maps (docs/method.md §5); the served
 # `attention`, AU evidence and interpretability score use it (or the deepest exported layer).
 ALIGNED_LAYER = 5
 NUM_LANDMARKS = 68

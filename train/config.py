@@ -1,4 +1,4 @@
-"""Typed training configuration: dataclass defaults (the paper's recipe, PAPER_FACTS §9) <- YAML file
+"""Typed training configuration: dataclass defaults (the paper's recipe, docs/method.md §9) <- YAML file
 <- CLI flags. The resolved config is saved as RUN_DIR/config.yaml beside the run's outputs."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Evaluation: classification (accuracy, macro F1, per-class accuracy, confusion matrix) and the
-interpretability metrics of PAPER_FACTS §7 on a dataset split.
+interpretability metrics of docs/method.md §7 on a dataset split.
 
     evaluate(checkpoint, data, dataset, split="test") -> {"accuracy", "macro_f1", "per_class_accuracy",
         "att_cos": {"1".."5"}, "cam_cos", "cam_cos_gradcam", "cam_cos_gradcampp", "cam_cos_layercam",

@@ -1,4 +1,4 @@
-"""The composite loss of PAPER_FACTS §5: cross-entropy + lambda * layer-attention / AU-map alignment.
+"""The composite loss of docs/method.md §5: cross-entropy + lambda * layer-attention / AU-map alignment.
 
     L = CE(logits, y) + lam * mean_l [ mean_{valid n} (1 - cos(vec T_l[n], vec A_l[n])) ]
 

@@ -1,4 +1,4 @@
-"""Interpretability (PAPER_FACTS §7) and classification metrics.
+"""Interpretability (docs/method.md §7) and classification metrics.
 
 - `map_cosine`: ATT-COS / CAM-COS of one batch: each predicted map (attention or CAM) upsampled
   bilinearly to the AU map's size, clamped to its own min/max, shifted by -min when its min is

@@ -39,7 +39,7 @@ def sample_rng(seed: int, split: str, index: int) -> np.random.Generator:
 
 
 def generic_ellipses(points: np.ndarray, size: int) -> list[tuple[float, float, float, float]]:
-    """Every ellipse of the 20 generic AUs (PAPER_FACTS §3) of these landmarks."""
+    """Every ellipse of the 20 generic AUs (docs/method.md §3) of these landmarks."""
     out = []
     for au in GENERIC_AUS:
         out.extend(au_ellipses(points, au, size))

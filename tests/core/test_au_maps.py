@@ -1,4 +1,4 @@
-"""AU regions and heatmaps against PAPER_FACTS §2-4."""
+"""AU regions and heatmaps against docs/method.md §2-4."""
 
 from __future__ import annotations
 

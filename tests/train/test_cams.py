@@ -32,7 +32,7 @@ def test_methods_return_unit_maps_at_input_size(model, name):
         maps = cam(x, torch.tensor([1, 4]))
         again = cam(x)  # predicted classes
     assert maps.shape == (2, 64, 48) and again.shape == (2, 64, 48)
-    # normalised before upsampling (PAPER_FACTS §6), so the peak sits between output pixels
+    # normalised before upsampling (docs/method.md §6), so the peak sits between output pixels
     assert maps.min() >= 0 and maps.max() <= 1 and maps.max() > 0.8
     assert all(p.grad is None for p in model.parameters())  # no side effects on training state
     assert all_hooks(model) == 0

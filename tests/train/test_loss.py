@@ -1,4 +1,4 @@
-"""The composite loss (PAPER_FACTS §5) against hand computations."""
+"""The composite loss (docs/method.md §5) against hand computations."""
 
 from __future__ import annotations
 

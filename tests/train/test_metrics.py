@@ -1,4 +1,4 @@
-"""Metrics on hand examples (PAPER_FACTS §7)."""
+"""Metrics on hand examples (docs/method.md §7)."""
 
 from __future__ import annotations
 

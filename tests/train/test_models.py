@@ -1,4 +1,4 @@
-"""Backbones: shapes (PAPER_FACTS §5), the CAM-head identity, config validation, weight loading."""
+"""Backbones: shapes (docs/method.md §5), the CAM-head identity, config validation, weight loading."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ which would install a second `cv2` provider beside mediapipe's opencv-contrib-py
 
 A method sees the layer's activations A (N, K, h, w) and the gradients dS/dA of the chosen class
 scores (the logits), and returns a raw (N, h, w) map; the base class min-max normalises it per
-sample, upsamples bilinearly to the input size and clamps to [0, 1] (PAPER_FACTS §6)."""
+sample, upsamples bilinearly to the input size and clamps to [0, 1] (docs/method.md §6)."""
 
 from __future__ import annotations
 

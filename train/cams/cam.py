@@ -1,4 +1,5 @@
-"""CAM (Zhou et al. 2016): the model's own head, sum_k w[c, k] A_k at layer 5, no ReLU (PAPER_FACTS §6)."""
+"""CAM (Zhou et al. 2016): the model's own head, sum_k w[c, k] A_k at layer 5, no ReLU
+(docs/method.md §6)."""
 
 from __future__ import annotations
 

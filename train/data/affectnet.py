@@ -6,7 +6,7 @@
 `<id>_exp.npy` holds the AffectNet expression id (0 Neutral, 1 Happy, 2 Sad, 3 Surprise, 4 Fear,
 5 Disgust, 6 Anger, 7 Contempt), mapped with AFFECTNET_TO_INDEX. With 7 classes (the paper) Contempt
 is dropped; with 8 it keeps index 7 (no AU map: CE only). The official validation set is the test
-split (PAPER_FACTS §1); model selection holds out part of train_set.
+split (docs/method.md §1); model selection holds out part of train_set.
 
 Landmarks: `<root>/aucues_landmarks68.json` (LandmarkCache, keys like `train_set/images/0.jpg`)
 when present, else AffectNet's own 68 points `<id>_lnd.npy` (136 values x0,y0,x1,y1,... in image

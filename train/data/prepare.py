@@ -1,6 +1,6 @@
 """`aucues data prepare`: faces aligned and landmarked once, so training builds AU maps on the fly.
 
-RAF-DB (PAPER_FACTS §10): for every image of basic/EmoLabel/list_patition_label.txt, the original
+RAF-DB (docs/method.md §10): for every image of basic/EmoLabel/list_patition_label.txt, the original
 `basic/Image/original/<stem>.jpg` is cropped with `basic/Annotation/boundingbox/<stem>_boxes.txt`
 enlarged by 30% (the whole image when there is no box file), MediaPipe finds the 68 landmarks
 (FaceLandmarker, largest face), align_face warps it to size x size, and the result goes to

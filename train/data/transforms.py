@@ -1,4 +1,4 @@
-"""Paired transforms (PAPER_FACTS §4.5, §9): geometric augmentations move the image and its AU map
+"""Paired transforms (docs/method.md §4.5, §9): geometric augmentations move the image and its AU map
 together (torchvision.transforms.v2 with the map as a Mask: nearest interpolation, then clipped to
 [0, 1]); photometric ones and random erasing touch the image only. Sizes follow the paper's 224
 recipe scaled to `image_size` (resize 256 -> round(image_size * 256 / 224))."""

@@ -1,9 +1,9 @@
 """The model family's contract: `ModelConfig`, `ModelOutput` and the `FERModel` base class.
 
-A backbone subclass only says how to run its stages 1..5 (PAPER_FACTS §5 numbering), which module
+A backbone subclass only says how to run its stages 1..5 (docs/method.md §5 numbering), which module
 emits each stage's output (for CAM hooks) and how that output becomes an (N, C, h, w) map. The base
 class does the rest the same way for every backbone: the classic CAM head (global average pooling +
-linear, PAPER_FACTS §6), layer attentions (raw channel means) and optional self-attention gating."""
+linear, docs/method.md §6), layer attentions (raw channel means) and optional self-attention gating."""
 
 from __future__ import annotations
 

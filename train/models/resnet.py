@@ -1,4 +1,4 @@
-"""torchvision ResNets with the CAM head and optional "large maps" (PAPER_FACTS §5).
+"""torchvision ResNets with the CAM head and optional "large maps" (docs/method.md §5).
 
 Large maps: layer3 and layer4 run with stride 1 and dilated 3x3 convolutions (DeepLab style), so a
 224 px input gives 28x28 maps at layers 3, 4 and 5. It is done by editing the convolutions after
