@@ -136,9 +136,8 @@ def build_fer_model(config: TrainConfig, preprocess: PreprocessConfig):
 def build_optimizer(model, config: TrainConfig):
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                           nesterov=config.nesterov and config.momentum > 0, weight_decay=config.weight_decay)
-    floor = config.min_lr / config.lr
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda e: max(config.lr_decay ** (e // config.lr_step), floor))
+    # one schedule: TrainConfig.lr_at (the scheduler multiplies the base lr by this factor)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: config.lr_at(e) / config.lr)
     return opt, sched
 
 
@@ -202,16 +201,69 @@ def train(config: TrainConfig, progress: bool = True) -> TrainResult:
 def _train(config: TrainConfig, env: DistEnv, progress: bool) -> TrainResult:
     from rich.console import Console
 
-    from aucues.train.checkpoint import load_checkpoint, save_checkpoint
-    from aucues.train.data import SkipLog, collate
-    from aucues.train.evaluate import validate
-    from aucues.train.loss import AUAlignmentLoss
+    from aucues.train.data import SkipLog
 
     console = Console(stderr=True, quiet=not env.is_main)
     out = Path(config.out)
     last_path, best_path = out / "last.pt", out / "best.pt"
 
-    # Decide start/resume on rank 0 and share the verdict so every rank fails the same way.
+    _check_start(config, env, out, last_path)
+    if env.is_main and out.is_dir():
+        for p in remove_stale_temporaries(out):
+            console.print(f"removed {p.name} (left by an interrupted write)")
+    seed_everything(config.seed)
+    index, train_ds, val_ds = build_data(config)
+    s = _build_state(config, env, train_ds)
+    if config.resume:
+        _resume(config, env, s, out, last_path, best_path, console)
+    if env.is_main:
+        _announce(config, env, out, index, train_ds, val_ds, console)
+    ddp_model = wrap_model(s.model, env)
+    sampler, loader, val_loader = _make_loaders(config, env, train_ds, val_ds)
+
+    skips = SkipLog(log)
+    stopped = False
+    epoch = s.start_epoch
+    for epoch in range(s.start_epoch, config.epochs):
+        t0 = time.time()
+        sampler.set_epoch(epoch)
+        train_ds.set_epoch(epoch)
+        seed_everything(epoch_seed(config.seed, epoch, env.rank))
+        row = _train_epoch(config, env, s, ddp_model, loader, skips, epoch, progress)
+        if env.is_main:
+            _finish_epoch(config, env, s, ddp_model, val_loader, row, t0, out, last_path, best_path, console)
+        barrier(env)
+        if config.stop_after_epoch is not None and epoch + 1 >= config.stop_after_epoch and epoch + 1 < config.epochs:
+            stopped = True
+            console.print(f"stopping after epoch {epoch + 1} (stop_after_epoch); continue with --resume")
+            break
+
+    history, best = s.history, s.best
+    n_skipped = int(history[-1]["n_skipped"]) if history else 0
+    if env.is_main and n_skipped:
+        console.print(f"[yellow]warning:[/] {n_skipped} unreadable training images were skipped")
+    return TrainResult(run_dir=out, best_checkpoint=best_path, last_checkpoint=last_path,
+                       best_epoch=int(best["epoch"]), best_val_accuracy=best["accuracy"],
+                       epochs_done=len(history) if env.is_main else epoch + 1, history=history,
+                       stopped_early=stopped, n_skipped=n_skipped, rank=env.rank)
+
+
+@dataclass
+class _State:
+    """What the loop mutates: model, optimiser, schedule, AMP scaler, loss, history and best so far."""
+    model: object
+    optimizer: object
+    scheduler: object
+    scaler: object
+    criterion: object
+    use_amp: bool
+    start_epoch: int = 0
+    history: list = field(default_factory=list)
+    best: dict = field(default_factory=lambda: {"epoch": 0, "accuracy": None, "ce": None})
+
+
+def _check_start(config: TrainConfig, env: DistEnv, out: Path, last_path: Path) -> None:
+    """Decide start/resume on rank 0 and share the verdict so every rank fails the same way."""
     verdict = None
     if env.is_main:
         if config.resume and not last_path.is_file():
@@ -222,45 +274,89 @@ def _train(config: TrainConfig, env: DistEnv, progress: bool) -> TrainResult:
     if verdict:
         raise AucuesError(verdict)
 
-    seed_everything(config.seed)
-    index, train_ds, val_ds = build_data(config)
+
+def _build_state(config: TrainConfig, env: DistEnv, train_ds) -> _State:
+    from aucues.train.loss import AUAlignmentLoss
+
     preprocess = train_ds.transform.preprocess
     model = build_fer_model(config, preprocess).to(env.device)
     optimizer, scheduler = build_optimizer(model, config)
     use_amp = config.amp and env.device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     criterion = AUAlignmentLoss(config.au_layers, config.au_lambda, config.random_avg_p, enabled=config.au_loss)
+    return _State(model, optimizer, scheduler, scaler, criterion, use_amp)
 
-    start_epoch, history, best = 0, [], {"epoch": 0, "accuracy": None, "ce": None}
-    if config.resume:
-        saved_model, info = load_checkpoint(last_path)
-        _check_resume_config(config, info.get("train_config", {}), last_path)
-        model.load_state_dict(saved_model.state_dict())
-        del saved_model
-        optimizer.load_state_dict(info["optimizer"])
-        scheduler.load_state_dict(info["scheduler"])
-        if info.get("scaler"):
-            scaler.load_state_dict(info["scaler"])
-        start_epoch, history, best = int(info["epoch"]), list(info["history"]), dict(info["best"])
-        set_rng_state(info["rng"])
-        console.print(f"resuming {out} after epoch {start_epoch}")
-        if start_epoch >= config.epochs:
-            console.print(f"nothing to do: {start_epoch} of {config.epochs} epochs already done")
 
+_RUN_FILES = ("best.pt", "last.pt", "metrics.csv", "config.yaml")
+
+
+def remove_stale_temporaries(out: Path) -> list[Path]:
+    """Delete the `.NAME.*.tmp` files an atomic write killed half-way left in the run folder (only
+    for the files the trainer writes)."""
+    removed = []
+    for p in [p for name in _RUN_FILES for p in out.glob(f".{name}.*.tmp")]:
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
+def _resume(config: TrainConfig, env: DistEnv, s: _State, out: Path, last_path: Path, best_path: Path,
+            console) -> None:
+    from aucues.train.checkpoint import load_checkpoint, save_checkpoint
+
+    saved_model, info = load_checkpoint(last_path)
+    _check_resume_config(config, info.get("train_config", {}), last_path)
+    s.model.load_state_dict(saved_model.state_dict())
+    s.optimizer.load_state_dict(info["optimizer"])
+    s.scheduler.load_state_dict(info["scheduler"])
+    if info.get("scaler"):
+        s.scaler.load_state_dict(info["scaler"])
+    s.start_epoch, s.history, s.best = int(info["epoch"]), list(info["history"]), dict(info["best"])
+    set_rng_state(info["rng"])
     if env.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        # the recipe, not this invocation: a later `--resume` or a rerun starts from it
-        dataclasses.replace(config, resume=False, stop_after_epoch=None).save(out / "config.yaml")
-        console.print(index.summary())
-        n_lm = train_ds.n_with_landmarks
-        console.print(f"train {len(train_ds)} (AU landmarks for {n_lm}), val {len(val_ds) if val_ds else 0}; "
-                      f"{config.backbone} {config.image_size}px, AU loss "
-                      + (f"layers {list(config.au_layers)} lambda {config.au_lambda}" if config.au_loss else "off")
-                      + (f"; DDP x{env.world_size}" if env.enabled else "") + f"; device {env.device}")
-        if config.au_loss and n_lm == 0:
-            console.print("[yellow]warning:[/] no landmarks for the training images: AU maps are invalid, "
-                          "training is CE only (run `aucues data prepare` / provide aucues_landmarks68.json)")
-    ddp_model = wrap_model(model, env)
+        # best.pt is written before last.pt, so it is never older than what last.pt records; when the
+        # best epoch is the one last.pt holds, the model is right here: repair a missing/other best.pt.
+        if s.best["epoch"] == s.start_epoch and _checkpoint_epoch(best_path) != s.start_epoch:
+            save_checkpoint(best_path, saved_model, _common_extra(config, s, info.get("val_metrics", {}),
+                                                                  s.start_epoch))
+            console.print(f"rewrote {best_path.name} from {last_path.name} (epoch {s.start_epoch})")
+        write_metrics(out / "metrics.csv", s.history)  # a kill between last.pt and metrics.csv
+    del saved_model
+    console.print(f"resuming {out} after epoch {s.start_epoch}")
+    if s.start_epoch >= config.epochs:
+        console.print(f"nothing to do: {s.start_epoch} of {config.epochs} epochs already done")
+
+
+def _checkpoint_epoch(path: Path):
+    """The epoch a checkpoint records, None when missing or unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True).get("epoch"))
+    except Exception:
+        return None
+
+
+def _announce(config: TrainConfig, env: DistEnv, out: Path, index, train_ds, val_ds, console) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    # the recipe, not this invocation: a later `--resume` or a rerun starts from it
+    dataclasses.replace(config, resume=False, stop_after_epoch=None).save(out / "config.yaml")
+    console.print(index.summary())
+    n_lm = train_ds.n_with_landmarks
+    console.print(f"train {len(train_ds)} (AU landmarks for {n_lm}), val {len(val_ds) if val_ds else 0}; "
+                  f"{config.backbone} {config.image_size}px, AU loss "
+                  + (f"layers {list(config.au_layers)} lambda {config.au_lambda}" if config.au_loss else "off")
+                  + (f"; DDP x{env.world_size}" if env.enabled else "") + f"; device {env.device}")
+    if config.au_loss and n_lm == 0:
+        console.print("[yellow]warning:[/] no landmarks for the training images: AU maps are invalid, "
+                      "training is CE only (run `aucues data prepare` / provide aucues_landmarks68.json)")
+
+
+def _make_loaders(config: TrainConfig, env: DistEnv, train_ds, val_ds):
+    from aucues.train.data import collate
 
     per_rank_batch = max(1, config.batch_size // env.world_size)
     sampler = DistributedSampler(train_ds, num_replicas=env.world_size, rank=env.rank, shuffle=True,
@@ -272,74 +368,69 @@ def _train(config: TrainConfig, env: DistEnv, progress: bool) -> TrainResult:
     if val_ds is not None and env.is_main:
         val_loader = DataLoader(val_ds, batch_size=per_rank_batch, shuffle=False,
                                 num_workers=config.num_workers, collate_fn=collate)
+    return sampler, loader, val_loader
 
-    skips = SkipLog(log)
-    stopped = False
-    epoch = start_epoch
-    for epoch in range(start_epoch, config.epochs):
-        t0 = time.time()
-        sampler.set_epoch(epoch)
-        train_ds.set_epoch(epoch)
-        seed_everything(epoch_seed(config.seed, epoch, env.rank))
-        ddp_model.train()
-        sums = torch.zeros(4, dtype=torch.float64)  # loss*n, ce*n, align*n, n
-        lr = optimizer.param_groups[0]["lr"]
-        with _progress(progress and env.is_main) as bar:
-            task = bar.add_task(f"epoch {epoch + 1}/{config.epochs}", total=len(loader), info="")
-            for batch in loader:
-                skips.update(batch)
-                parts, n = _step(ddp_model, criterion, optimizer, scaler, batch, env, use_amp)
-                if n:
-                    sums += torch.tensor([parts.total.item() * n, parts.ce.item() * n,
-                                          parts.align.item() * n, n], dtype=torch.float64)
-                bar.update(task, advance=1, info=f"loss {sums[0] / max(sums[3], 1):.4f}")
-        scheduler.step()
-        all_reduce_sum(sums, env)
-        n_skip = torch.tensor([float(skips.count)], dtype=torch.float64)
-        all_reduce_sum(n_skip, env)
 
-        row = {"epoch": epoch + 1, "lr": lr, "train_loss": _r(sums[0] / max(sums[3], 1)),
-               "train_ce": _r(sums[1] / max(sums[3], 1)), "train_align": _r(sums[2] / max(sums[3], 1)),
-               "val_accuracy": None, "val_ce": None, "val_att_cos_5": None, "time_s": None,
-               "n_skipped": int(n_skip.item())}
-        if env.is_main:
-            if val_loader is not None:
-                v = validate(unwrap(ddp_model), val_loader, env.device, use_amp=use_amp, progress=False)
-                row.update(val_accuracy=_r(v["accuracy"]), val_ce=_r(v["ce"]), val_att_cos_5=_r(v["att_cos_5"]))
-            row["time_s"] = round(time.time() - t0, 2)
-            history.append(row)
-            improved = _improved(row, best) if val_loader is not None else True
-            if improved:
-                best = {"epoch": epoch + 1, "accuracy": row["val_accuracy"], "ce": row["val_ce"]}
-            extra_common = {"epoch": epoch + 1, "train_config": config.to_dict(), "history": history,
-                            "best": best, "val_metrics": {k: row[k] for k in ("val_accuracy", "val_ce",
-                                                                             "val_att_cos_5")}}
-            save_checkpoint(last_path, unwrap(ddp_model), {
-                **extra_common,
-                "optimizer": _state_to_cpu(optimizer.state_dict()),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if use_amp else {},
-                "rng": rng_state(),
-                "data_order": {"sampler": "DistributedSampler", "seed": config.seed, "next_epoch": epoch + 1,
-                               "world_size": env.world_size},
-            })
-            if improved:
-                save_checkpoint(best_path, unwrap(ddp_model), extra_common)
-            write_metrics(out / "metrics.csv", history)
-            console.print(_epoch_line(row, config.epochs, improved))
-        barrier(env)
-        if config.stop_after_epoch is not None and epoch + 1 >= config.stop_after_epoch and epoch + 1 < config.epochs:
-            stopped = True
-            console.print(f"stopping after epoch {epoch + 1} (stop_after_epoch); continue with --resume")
-            break
+def _train_epoch(config: TrainConfig, env: DistEnv, s: _State, ddp_model, loader, skips, epoch: int,
+                 progress: bool) -> dict:
+    """One pass over the training data; -> the epoch's metrics row (validation columns still empty)."""
+    ddp_model.train()
+    sums = torch.zeros(4, dtype=torch.float64)  # loss*n, ce*n, align*n, n
+    lr = s.optimizer.param_groups[0]["lr"]
+    with _progress(progress and env.is_main) as bar:
+        task = bar.add_task(f"epoch {epoch + 1}/{config.epochs}", total=len(loader), info="")
+        for batch in loader:
+            skips.update(batch)
+            parts, n = _step(ddp_model, s.criterion, s.optimizer, s.scaler, batch, env, s.use_amp)
+            if n:
+                sums += torch.tensor([parts.total.item() * n, parts.ce.item() * n,
+                                      parts.align.item() * n, n], dtype=torch.float64)
+            bar.update(task, advance=1, info=f"loss {sums[0] / max(sums[3], 1):.4f}")
+    s.scheduler.step()
+    all_reduce_sum(sums, env)
+    n_skip = torch.tensor([float(skips.count)], dtype=torch.float64)
+    all_reduce_sum(n_skip, env)
+    return {"epoch": epoch + 1, "lr": lr, "train_loss": _r(sums[0] / max(sums[3], 1)),
+            "train_ce": _r(sums[1] / max(sums[3], 1)), "train_align": _r(sums[2] / max(sums[3], 1)),
+            "val_accuracy": None, "val_ce": None, "val_att_cos_5": None, "time_s": None,
+            "n_skipped": int(n_skip.item())}
 
-    n_skipped = int(history[-1]["n_skipped"]) if history else 0
-    if env.is_main and n_skipped:
-        console.print(f"[yellow]warning:[/] {n_skipped} unreadable training images were skipped")
-    return TrainResult(run_dir=out, best_checkpoint=best_path, last_checkpoint=last_path,
-                       best_epoch=int(best["epoch"]), best_val_accuracy=best["accuracy"],
-                       epochs_done=len(history) if env.is_main else epoch + 1, history=history,
-                       stopped_early=stopped, n_skipped=n_skipped, rank=env.rank)
+
+def _common_extra(config: TrainConfig, s: _State, val_metrics: dict, epoch: int) -> dict:
+    return {"epoch": epoch, "train_config": config.to_dict(), "history": s.history, "best": s.best,
+            "val_metrics": val_metrics}
+
+
+def _finish_epoch(config: TrainConfig, env: DistEnv, s: _State, ddp_model, val_loader, row: dict, t0: float,
+                  out: Path, last_path: Path, best_path: Path, console) -> None:
+    """Rank 0: validate, update best, then write best.pt (if improved) BEFORE last.pt, then metrics.csv.
+    That order keeps every kill point resumable: last.pt never names a best epoch best.pt lacks."""
+    from aucues.train.checkpoint import save_checkpoint
+    from aucues.train.evaluate import validate
+
+    if val_loader is not None:
+        v = validate(unwrap(ddp_model), val_loader, env.device, use_amp=s.use_amp, progress=False)
+        row.update(val_accuracy=_r(v["accuracy"]), val_ce=_r(v["ce"]), val_att_cos_5=_r(v["att_cos_5"]))
+    row["time_s"] = round(time.time() - t0, 2)
+    s.history.append(row)
+    improved = _improved(row, s.best) if val_loader is not None else True
+    if improved:
+        s.best = {"epoch": row["epoch"], "accuracy": row["val_accuracy"], "ce": row["val_ce"]}
+    extra_common = _common_extra(config, s, {k: row[k] for k in ("val_accuracy", "val_ce", "val_att_cos_5")},
+                                 row["epoch"])
+    if improved:
+        save_checkpoint(best_path, unwrap(ddp_model), extra_common)
+    save_checkpoint(last_path, unwrap(ddp_model), {
+        **extra_common,
+        "optimizer": _state_to_cpu(s.optimizer.state_dict()),
+        "scheduler": s.scheduler.state_dict(),
+        "scaler": s.scaler.state_dict() if s.use_amp else {},
+        "rng": rng_state(),
+        "data_order": {"sampler": "DistributedSampler", "seed": config.seed, "next_epoch": row["epoch"],
+                       "world_size": env.world_size},
+    })
+    write_metrics(out / "metrics.csv", s.history)
+    console.print(_epoch_line(row, config.epochs, improved))
 
 
 def _r(x) -> float:
