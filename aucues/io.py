@@ -105,13 +105,31 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray) -> None:
     atomic_write_bytes(p, enc.tobytes())
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (/proc on Linux); else the
+    classic set-and-restore (briefly racy against other threads creating files)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename: readers never see half a file."""
+    """Write to a temporary file in the same folder, fsync, then rename: readers never see half a file.
+    The file gets the mode a plain open() would give (0o666 & ~umask, 0644 under umask 022), not
+    mkstemp's private 0600."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~current_umask())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
