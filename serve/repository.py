@@ -22,7 +22,7 @@ from pathlib import Path
 from aucues.errors import AucuesError
 from aucues.io import atomic_write_text
 from aucues.serve.pbtxt import (BACKENDS, CLASSIFIER, ENSEMBLE, LABELS_FILE, POSTPROCESS, PREPROCESS, RepoOptions,
-                         all_configs, labels_text)
+                         all_configs, labels_text, read_config, spec_parameter)
 from aucues.serve.spec import ModelSpec, spec_from_onnx
 from aucues.serve.triton_models import model_source
 
@@ -70,20 +70,48 @@ def _export_checkpoint(checkpoint: Path, dest: Path) -> dict:
     return report.to_dict() if hasattr(report, "to_dict") else dict(report or {})
 
 
-def _prepare_out(out: Path) -> None:
+MARKER = ".aucues-repository"  # written by build_repository: the folder (and its model folders) are ours
+OWN_MODELS = (PREPROCESS, CLASSIFIER, POSTPROCESS, ENSEMBLE)
+
+
+def _prepare_out(out: Path, force: bool = False) -> None:
+    """Refuse a non-empty OUT that build_repository did not write (no marker, or files beside its own
+    model folders) unless `force`; even then only the model folders it writes are ever replaced."""
+    if out.is_symlink() and not out.exists():
+        raise AucuesError(f"{out}: is a dangling symlink")
     if out.exists():
         if not out.is_dir():
             raise AucuesError(f"{out}: exists and is not a directory")
-        entries = [e.name for e in out.iterdir()]
-        if entries and not (out / ENSEMBLE / "config.pbtxt").exists():
-            raise AucuesError(f"{out}: exists, is not empty and is not an aucues repository; choose another --out")
+        entries = {e.name for e in out.iterdir()}
+        ours = MARKER in entries or (entries <= set(OWN_MODELS) and (out / ENSEMBLE / "config.pbtxt").exists())
+        if entries and not ours and not force:
+            raise AucuesError(f"{out}: exists, is not empty and is not an aucues repository (not written by `aucues repository build`); "
+                              f"choose another --out or pass --force (which replaces only "
+                              f"{', '.join(OWN_MODELS)} and keeps everything else)")
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Move the freshly built model folders into OUT, one rename each; other entries of OUT stay."""
+    if not out.exists():
+        tmp.rename(out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+    try:
+        for name in OWN_MODELS + (MARKER,):
+            if (out / name).exists() or (out / name).is_symlink():
+                (out / name).rename(old / name)
+            (tmp / name).rename(out / name)
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def build_repository(out: str | Path, *, onnx: str | Path | None = None, checkpoint: str | Path | None = None,
                      backend: str = "python", plan: str | Path | None = None, instances: int = 2,
                      max_batch: int = 32, trt_accelerator: bool = False, max_queue_delay_us: int = 2000,
-                     dynamic_batching: bool = True) -> dict:
-    """Write the repository; returns a report (paths, backend, model shapes)."""
+                     dynamic_batching: bool = True, force: bool = False) -> dict:
+    """Write the repository; returns a report (paths, backend, model shapes). An existing OUT that
+    this function did not write is refused unless `force`; only its own model folders are replaced."""
     if (onnx is None) == (checkpoint is None):
         raise AucuesError("give exactly one of --checkpoint or --onnx")
     if backend not in BACKENDS:
@@ -98,7 +126,7 @@ def build_repository(out: str | Path, *, onnx: str | Path | None = None, checkpo
                        trt_accelerator=trt_accelerator, max_queue_delay_us=int(max_queue_delay_us),
                        dynamic_batching=bool(dynamic_batching))
     out = Path(out).resolve()
-    _prepare_out(out)
+    _prepare_out(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -124,13 +152,9 @@ def build_repository(out: str | Path, *, onnx: str | Path | None = None, checkpo
             atomic_write_text(tmp / name / "config.pbtxt", text)
         for name in (CLASSIFIER, POSTPROCESS, ENSEMBLE):
             atomic_write_text(tmp / name / LABELS_FILE, labels_text(spec))
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            out.rename(old / "repo")
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
+        atomic_write_text(tmp / MARKER, "written by `aucues repository build`; it replaces only "
+                                        + ", ".join(OWN_MODELS) + " here\n")
+        _swap_in(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -149,17 +173,13 @@ def build_repository(out: str | Path, *, onnx: str | Path | None = None, checkpo
 
 
 def read_repository_spec(repository: str | Path) -> ModelSpec:
-    """The ModelSpec a built repository was generated from (the ensemble's `aucues` parameter)."""
-    import re
-
+    """The ModelSpec a built repository was generated from (the ensemble's `aucues` parameter, read
+    through the ModelConfig protobuf)."""
     cfg = Path(repository) / ENSEMBLE / "config.pbtxt"
     if not cfg.exists():
         raise AucuesError(f"{repository}: not an aucues model repository (no {ENSEMBLE}/config.pbtxt); "
                           "build one with `aucues repository build`")
-    m = re.search(r'key: "aucues"\s*value: \{ string_value: "((?:[^"\\]|\\.)*)" \}', cfg.read_text())
-    if not m:
-        raise AucuesError(f"{cfg}: no aucues parameter")
-    return ModelSpec.from_json(m.group(1).replace('\\"', '"').replace("\\\\", "\\"))
+    return spec_parameter(read_config(cfg), str(cfg))
 
 
 def default_spec() -> ModelSpec:
