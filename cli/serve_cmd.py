@@ -13,7 +13,7 @@ repository_app = typer.Typer(help="Triton model repositories for exported models
 
 @repository_app.command("build")
 def repository_build(
-    out: Path = typer.Option(..., "--out", help="Repository folder to write (replaced if it is an aucues repository)."),
+    out: Path = typer.Option(..., "--out", help="Repository folder to write (its model folders are replaced if this command wrote it)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Checkpoint to export first."),
     onnx: Optional[Path] = typer.Option(None, "--onnx", help="ONNX exported by `aucues export`."),
     backend: str = typer.Option("python", "--backend",
@@ -26,6 +26,9 @@ def repository_build(
                                          help="onnxruntime backend: TensorRT execution accelerator (GPU, FP16)."),
     dynamic_batching: bool = typer.Option(True, "--dynamic-batching/--no-dynamic-batching",
                                           help="Classifier dynamic batching (may not pay on a small CPU host)."),
+    force: bool = typer.Option(False, "--force",
+                               help="Write into a non-empty folder this command did not create (only its "
+                                    "preprocess, classifier, postprocess and aucues folders are replaced)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Write a complete Triton model repository (preprocess, classifier, postprocess, the `aucues`
@@ -34,7 +37,7 @@ def repository_build(
 
     report = build_repository(out, onnx=onnx, checkpoint=checkpoint, backend=backend, plan=plan,
                               instances=instances, max_batch=max_batch, trt_accelerator=trt_accelerator,
-                              dynamic_batching=dynamic_batching)
+                              dynamic_batching=dynamic_batching, force=force)
     if json_out:
         print(json.dumps(report, indent=1))
         return
