@@ -17,7 +17,6 @@ measured window."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -169,12 +168,15 @@ def stats_delta(before: dict, after: dict) -> list[dict]:
 
 
 def strip_dynamic_batching(config_text: str) -> str:
-    """The config without its dynamic_batching block: Triton's default scheduler runs one request
-    per execution (each request still has its batch dimension of 1)."""
-    out, n = re.subn(r"dynamic_batching \{[^{}]*\}\n?", "", config_text)
-    if n != 1:
-        raise AucuesError(f"expected one dynamic_batching block in the classifier config, found {n}")
-    return out
+    """The config without its dynamic_batching field (cleared on the ModelConfig protobuf): Triton's
+    default scheduler runs one request per execution (each request still has its batch dimension of 1)."""
+    from aucues.serve.pbtxt import parse_config, to_text
+
+    cfg = parse_config(config_text, "classifier config")
+    if not cfg.HasField("dynamic_batching"):
+        raise AucuesError("expected dynamic batching in the classifier config, found none")
+    cfg.ClearField("dynamic_batching")
+    return to_text(cfg)
 
 
 def nobatch_copy(repository: Path, dest: Path) -> Path:

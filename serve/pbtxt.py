@@ -1,11 +1,14 @@
 """config.pbtxt generation for the four models of the `aucues` ensemble, from a ModelSpec.
 
-Text is produced deterministically (same spec + options -> same bytes) so the checked-in
-model_repository/ configs can be compared with a fresh generation in tests."""
+Each config is a Triton `ModelConfig` protobuf message (tritonclient.grpc.model_config_pb2) written with
+protobuf's text format, so every config is valid by construction and reads back with `parse_config`.
+Text is deterministic (same spec + options -> same bytes) so the checked-in model_repository/ configs
+can be compared with a fresh generation in tests."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from aucues.errors import AucuesError
 from aucues.serve.spec import NUM_LANDMARKS, ModelSpec
@@ -48,173 +51,212 @@ class RepoOptions:
         return sizes + [self.max_batch]
 
 
-def _str(s: str) -> str:
-    """A protobuf text-format string literal."""
+def _pb():
+    from tritonclient.grpc import model_config_pb2
+
+    return model_config_pb2
+
+
+def to_text(cfg) -> str:
+    """A ModelConfig message as config.pbtxt text."""
+    from google.protobuf import text_format
+
+    return text_format.MessageToString(cfg)
+
+
+def parse_config(text: str, where: str = "config.pbtxt"):
+    """config.pbtxt text -> ModelConfig message; malformed text is a one-line AucuesError."""
+    from google.protobuf import text_format
+
+    try:
+        return text_format.Parse(text, _pb().ModelConfig())
+    except text_format.ParseError as e:
+        raise AucuesError(f"{where}: not a valid Triton model config: {str(e).splitlines()[0]}") from None
+
+
+def read_config(path: str | Path):
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise AucuesError(f"{path}: cannot read: {e}") from None
+    return parse_config(text, str(path))
+
+
+def _ascii(s: str) -> str:
     if not s.isascii():
         raise AucuesError(f"config strings must be ASCII: {s!r}")
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return s
 
 
-def _dims(dims) -> str:
-    return "[ " + ", ".join(str(int(d)) for d in dims) + " ]"
+def _tensor(field, name: str, dtype: str, dims, label: bool = False, ragged: bool = False) -> None:
+    t = field.add()
+    t.name = _ascii(name)
+    t.data_type = _pb().DataType.Value(dtype)
+    t.dims.extend(int(d) for d in dims)
+    if label:
+        t.label_filename = LABELS_FILE
+    if ragged:
+        t.allow_ragged_batch = True
 
 
-def _tensor(name: str, dtype: str, dims, extra: str = "") -> str:
-    body = f"    name: {_str(name)}\n    data_type: {dtype}\n    dims: {_dims(dims)}\n"
-    if extra:
-        body += f"    {extra}\n"
-    return "  {\n" + body + "  }"
+def _instances(cfg, opts: RepoOptions, kind: str | None) -> None:
+    g = cfg.instance_group.add()
+    g.count = opts.instances
+    if kind:
+        g.kind = _pb().ModelInstanceGroup.Kind.Value(kind)
 
 
-def _block(kind: str, tensors: list[str]) -> str:
-    return f"{kind} [\n" + ",\n".join(tensors) + "\n]\n"
+def _param(cfg, key: str, value: str) -> None:
+    cfg.parameters[_ascii(key)].string_value = _ascii(value)
 
 
-def _instances(opts: RepoOptions, kind: str | None) -> str:
-    k = f"\n    kind: {kind}" if kind else ""
-    return f"instance_group [\n  {{\n    count: {opts.instances}{k}\n  }}\n]\n"
+def _new(name: str, backend: str | None = None, platform: str | None = None, max_batch: int = 0):
+    cfg = _pb().ModelConfig(name=name, max_batch_size=max_batch)
+    if backend:
+        cfg.backend = backend
+    else:
+        cfg.platform = platform
+    return cfg
 
 
-def _param(key: str, value: str) -> str:
-    return f"parameters {{\n  key: {_str(key)}\n  value: {{ string_value: {_str(value)} }}\n}}\n"
-
-
-def _header(name: str, backend: str | None = None, platform: str | None = None, max_batch: int = 0) -> str:
-    s = f"name: {_str(name)}\n"
-    s += f"backend: {_str(backend)}\n" if backend else f"platform: {_str(platform)}\n"
-    return s + f"max_batch_size: {max_batch}\n"
-
-
-def _face_outputs(spec: ModelSpec) -> list[str]:
+def _face_outputs(field, spec: ModelSpec) -> None:
     s = spec.image_size
-    return [
-        _tensor("landmarks", "TYPE_FP32", [NUM_LANDMARKS, 2]),
-        _tensor("face_box", "TYPE_FP32", [4]),
-        _tensor("num_faces", "TYPE_INT32", [1]),
-        _tensor("aligned_face", "TYPE_UINT8", [s, s, 3]),
-    ]
+    _tensor(field, "landmarks", "TYPE_FP32", [NUM_LANDMARKS, 2])
+    _tensor(field, "face_box", "TYPE_FP32", [4])
+    _tensor(field, "num_faces", "TYPE_INT32", [1])
+    _tensor(field, "aligned_face", "TYPE_UINT8", [s, s, 3])
+
+
+def preprocess_message(spec: ModelSpec, opts: RepoOptions):
+    s = spec.image_size
+    cfg = _new(PREPROCESS, backend="python", max_batch=opts.max_batch)
+    # allow_ragged_batch: encoded images differ in length; the Python model handles each request
+    # on its own, so requests of any length may share a dynamic batch.
+    _tensor(cfg.input, "image_bytes", "TYPE_UINT8", [-1], ragged=True)
+    _tensor(cfg.output, "image", "TYPE_FP32", [3, s, s])
+    _face_outputs(cfg.output, spec)
+    # No queue delay: a batch is whatever queued while the instances were busy (fewer IPC round trips,
+    # no added latency; faces are found one image at a time anyway).
+    cfg.dynamic_batching.max_queue_delay_microseconds = 0
+    _instances(cfg, opts, "KIND_CPU")
+    _param(cfg, "aucues", spec.to_json())
+    return cfg
+
+
+def classifier_message(spec: ModelSpec, opts: RepoOptions):
+    s, c = spec.image_size, spec.num_classes
+    if opts.backend == "python":
+        cfg = _new(CLASSIFIER, backend="python", max_batch=opts.max_batch)
+    elif opts.backend == "onnxruntime":
+        cfg = _new(CLASSIFIER, platform="onnxruntime_onnx", max_batch=opts.max_batch)
+        cfg.default_model_filename = "model.onnx"
+    else:
+        cfg = _new(CLASSIFIER, platform="tensorrt_plan", max_batch=opts.max_batch)
+        cfg.default_model_filename = "model.plan"
+    _tensor(cfg.input, "image", "TYPE_FP32", [3, s, s])
+    _tensor(cfg.output, "logits", "TYPE_FP32", [c], label=True)
+    _tensor(cfg.output, "probabilities", "TYPE_FP32", [c], label=True)
+    _tensor(cfg.output, "cam", "TYPE_FP32", [c, *spec.cam_size])
+    for k in sorted(spec.layers):
+        _tensor(cfg.output, f"attention_{k}", "TYPE_FP32", list(spec.layers[k]))
+    if opts.dynamic_batching:
+        cfg.dynamic_batching.preferred_batch_size.extend(opts.preferred_batch_sizes)
+        cfg.dynamic_batching.max_queue_delay_microseconds = opts.max_queue_delay_us
+    if opts.backend == "python":
+        _instances(cfg, opts, "KIND_CPU")
+        _param(cfg, "model_file", "model.onnx")
+        _param(cfg, "intra_op_threads", str(opts.intra_op_threads))
+    elif opts.backend == "onnxruntime":
+        # No kind: Triton places instances on the GPUs when there are any, else on the CPU.
+        _instances(cfg, opts, None)
+        if opts.trt_accelerator:
+            acc = cfg.optimization.execution_accelerators.gpu_execution_accelerator.add()
+            acc.name = "tensorrt"
+            acc.parameters["precision_mode"] = "FP16"
+            acc.parameters["max_workspace_size_bytes"] = "1073741824"
+    else:
+        _instances(cfg, opts, "KIND_GPU")
+    return cfg
+
+
+def _explanation_outputs(field, spec: ModelSpec) -> None:
+    """What postprocess returns and the ensemble passes on: the label and the explanations."""
+    s, c = spec.image_size, spec.num_classes
+    _tensor(field, "label", "TYPE_STRING", [1])
+    _tensor(field, "probabilities", "TYPE_FP32", [c], label=True)
+    _tensor(field, "topk", "TYPE_STRING", [spec.topk])
+    _tensor(field, "cam", "TYPE_FP32", [s, s])
+    _tensor(field, "attention", "TYPE_FP32", [s, s])
+    _tensor(field, "au_evidence", "TYPE_STRING", [1])
+    _tensor(field, "interpretability_score", "TYPE_FP32", [1])
+
+
+def postprocess_message(spec: ModelSpec, opts: RepoOptions):
+    c, k = spec.num_classes, spec.attention_layer
+    cfg = _new(POSTPROCESS, backend="python", max_batch=opts.max_batch)
+    _tensor(cfg.input, "logits", "TYPE_FP32", [c])
+    _tensor(cfg.input, "probabilities", "TYPE_FP32", [c])
+    _tensor(cfg.input, "cam", "TYPE_FP32", [c, *spec.cam_size])
+    _tensor(cfg.input, f"attention_{k}", "TYPE_FP32", list(spec.layers[k]))
+    _tensor(cfg.input, "landmarks", "TYPE_FP32", [NUM_LANDMARKS, 2])
+    _explanation_outputs(cfg.output, spec)
+    cfg.dynamic_batching.max_queue_delay_microseconds = 0
+    _instances(cfg, opts, "KIND_CPU")
+    _param(cfg, "aucues", spec.to_json())
+    return cfg
+
+
+def _step(cfg, model: str, inputs: list[tuple[str, str]], outputs: list[tuple[str, str]]) -> None:
+    st = cfg.ensemble_scheduling.step.add()
+    st.model_name = model
+    st.model_version = -1
+    for k, v in inputs:
+        st.input_map[k] = v
+    for k, v in outputs:
+        st.output_map[k] = v
+
+
+def ensemble_message(spec: ModelSpec, opts: RepoOptions):
+    k = spec.attention_layer
+    cfg = _new(ENSEMBLE, platform="ensemble", max_batch=opts.max_batch)
+    _tensor(cfg.input, "image_bytes", "TYPE_UINT8", [-1])
+    _explanation_outputs(cfg.output, spec)
+    _face_outputs(cfg.output, spec)
+    _step(cfg, PREPROCESS, [("image_bytes", "image_bytes")],
+          [("image", "face_tensor"), ("landmarks", "landmarks"), ("face_box", "face_box"),
+           ("num_faces", "num_faces"), ("aligned_face", "aligned_face")])
+    raw = [("logits", "logits"), ("probabilities", "raw_probabilities"), ("cam", "raw_cam"),
+           (f"attention_{k}", f"raw_attention_{k}")]
+    _step(cfg, CLASSIFIER, [("image", "face_tensor")], raw)
+    _step(cfg, POSTPROCESS, raw + [("landmarks", "landmarks")],
+          [(n, n) for n in ("label", "probabilities", "topk", "cam", "attention", "au_evidence",
+                            "interpretability_score")])
+    _param(cfg, "aucues", spec.to_json())
+    return cfg
 
 
 def preprocess_config(spec: ModelSpec, opts: RepoOptions) -> str:
-    s = spec.image_size
-    # allow_ragged_batch: encoded images differ in length; the Python model handles each request
-    # on its own, so requests of any length may share a dynamic batch.
-    text = _header(PREPROCESS, backend="python", max_batch=opts.max_batch)
-    text += _block("input", [_tensor("image_bytes", "TYPE_UINT8", [-1], "allow_ragged_batch: true")])
-    text += _block("output", [_tensor("image", "TYPE_FP32", [3, s, s])] + _face_outputs(spec))
-    # No queue delay: a batch is whatever queued while the instances were busy (fewer IPC round trips,
-    # no added latency; faces are found one image at a time anyway).
-    text += "dynamic_batching {\n  max_queue_delay_microseconds: 0\n}\n"
-    text += _instances(opts, "KIND_CPU")
-    return text + _param("aucues", spec.to_json())
-
-
-def _classifier_io(spec: ModelSpec) -> tuple[list[str], list[str]]:
-    s, c = spec.image_size, spec.num_classes
-    inputs = [_tensor("image", "TYPE_FP32", [3, s, s])]
-    outputs = [
-        _tensor("logits", "TYPE_FP32", [c], f"label_filename: {_str(LABELS_FILE)}"),
-        _tensor("probabilities", "TYPE_FP32", [c], f"label_filename: {_str(LABELS_FILE)}"),
-        _tensor("cam", "TYPE_FP32", [c, *spec.cam_size]),
-    ] + [_tensor(f"attention_{k}", "TYPE_FP32", list(spec.layers[k])) for k in sorted(spec.layers)]
-    return inputs, outputs
+    return to_text(preprocess_message(spec, opts))
 
 
 def classifier_config(spec: ModelSpec, opts: RepoOptions) -> str:
-    inputs, outputs = _classifier_io(spec)
-    if opts.backend == "python":
-        text = _header(CLASSIFIER, backend="python", max_batch=opts.max_batch)
-    elif opts.backend == "onnxruntime":
-        text = _header(CLASSIFIER, platform="onnxruntime_onnx", max_batch=opts.max_batch)
-        text += 'default_model_filename: "model.onnx"\n'
-    else:
-        text = _header(CLASSIFIER, platform="tensorrt_plan", max_batch=opts.max_batch)
-        text += 'default_model_filename: "model.plan"\n'
-    text += _block("input", inputs) + _block("output", outputs)
-    if opts.dynamic_batching:
-        pref = ", ".join(str(b) for b in opts.preferred_batch_sizes)
-        text += (f"dynamic_batching {{\n  preferred_batch_size: [ {pref} ]\n"
-                 f"  max_queue_delay_microseconds: {opts.max_queue_delay_us}\n}}\n")
-    if opts.backend == "python":
-        text += _instances(opts, "KIND_CPU")
-        text += _param("model_file", "model.onnx") + _param("intra_op_threads", str(opts.intra_op_threads))
-    elif opts.backend == "onnxruntime":
-        # No kind: Triton places instances on the GPUs when there are any, else on the CPU.
-        text += _instances(opts, None)
-        if opts.trt_accelerator:
-            text += ("optimization {\n  execution_accelerators {\n    gpu_execution_accelerator: [\n"
-                     "      {\n        name: \"tensorrt\"\n"
-                     "        parameters { key: \"precision_mode\" value: \"FP16\" }\n"
-                     "        parameters { key: \"max_workspace_size_bytes\" value: \"1073741824\" }\n"
-                     "      }\n    ]\n  }\n}\n")
-    else:
-        text += _instances(opts, "KIND_GPU")
-    return text
-
-
-def _postprocess_io(spec: ModelSpec) -> tuple[list[str], list[str]]:
-    c, k = spec.num_classes, spec.attention_layer
-    inputs = [
-        _tensor("logits", "TYPE_FP32", [c]),
-        _tensor("probabilities", "TYPE_FP32", [c]),
-        _tensor("cam", "TYPE_FP32", [c, *spec.cam_size]),
-        _tensor(f"attention_{k}", "TYPE_FP32", list(spec.layers[k])),
-        _tensor("landmarks", "TYPE_FP32", [NUM_LANDMARKS, 2]),
-    ]
-    return inputs, _explanation_outputs(spec)
-
-
-def _explanation_outputs(spec: ModelSpec) -> list[str]:
-    """What postprocess returns and the ensemble passes on: the label and the explanations."""
-    s, c = spec.image_size, spec.num_classes
-    return [
-        _tensor("label", "TYPE_STRING", [1]),
-        _tensor("probabilities", "TYPE_FP32", [c], f"label_filename: {_str(LABELS_FILE)}"),
-        _tensor("topk", "TYPE_STRING", [spec.topk]),
-        _tensor("cam", "TYPE_FP32", [s, s]),
-        _tensor("attention", "TYPE_FP32", [s, s]),
-        _tensor("au_evidence", "TYPE_STRING", [1]),
-        _tensor("interpretability_score", "TYPE_FP32", [1]),
-    ]
+    return to_text(classifier_message(spec, opts))
 
 
 def postprocess_config(spec: ModelSpec, opts: RepoOptions) -> str:
-    inputs, outputs = _postprocess_io(spec)
-    text = _header(POSTPROCESS, backend="python", max_batch=opts.max_batch)
-    text += _block("input", inputs) + _block("output", outputs)
-    text += "dynamic_batching {\n  max_queue_delay_microseconds: 0\n}\n"
-    text += _instances(opts, "KIND_CPU")
-    return text + _param("aucues", spec.to_json())
-
-
-def _map(kind: str, pairs: list[tuple[str, str]]) -> str:
-    return "".join(f"      {kind} {{ key: {_str(k)} value: {_str(v)} }}\n" for k, v in pairs)
-
-
-def _step(model: str, inputs: list[tuple[str, str]], outputs: list[tuple[str, str]]) -> str:
-    return ("    {\n      model_name: " + _str(model) + "\n      model_version: -1\n"
-            + _map("input_map", inputs) + _map("output_map", outputs) + "    }")
+    return to_text(postprocess_message(spec, opts))
 
 
 def ensemble_config(spec: ModelSpec, opts: RepoOptions) -> str:
-    k = spec.attention_layer
-    text = _header(ENSEMBLE, platform="ensemble", max_batch=opts.max_batch)
-    text += _block("input", [_tensor("image_bytes", "TYPE_UINT8", [-1])])
-    outputs = _explanation_outputs(spec) + _face_outputs(spec)
-    text += _block("output", outputs)
-    pre = _step(PREPROCESS, [("image_bytes", "image_bytes")],
-                [("image", "face_tensor"), ("landmarks", "landmarks"), ("face_box", "face_box"),
-                 ("num_faces", "num_faces"), ("aligned_face", "aligned_face")])
-    cls_out = [("logits", "logits"), ("probabilities", "raw_probabilities"), ("cam", "raw_cam"),
-               (f"attention_{k}", f"raw_attention_{k}")]
-    cls = _step(CLASSIFIER, [("image", "face_tensor")], cls_out)
-    post = _step(POSTPROCESS,
-                 [("logits", "logits"), ("probabilities", "raw_probabilities"), ("cam", "raw_cam"),
-                  (f"attention_{k}", f"raw_attention_{k}"), ("landmarks", "landmarks")],
-                 [(n, n) for n in ("label", "probabilities", "topk", "cam", "attention", "au_evidence",
-                                   "interpretability_score")])
-    text += "ensemble_scheduling {\n  step [\n" + ",\n".join([pre, cls, post]) + "\n  ]\n}\n"
-    return text + _param("aucues", spec.to_json())
+    return to_text(ensemble_message(spec, opts))
+
+
+def spec_parameter(cfg, where: str = "config.pbtxt") -> ModelSpec:
+    """The ModelSpec stored in a config's `aucues` parameter."""
+    if "aucues" not in cfg.parameters:
+        raise AucuesError(f"{where}: no aucues parameter")
+    return ModelSpec.from_json(cfg.parameters["aucues"].string_value)
 
 
 def labels_text(spec: ModelSpec) -> str:

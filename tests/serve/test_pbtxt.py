@@ -102,3 +102,22 @@ def test_classifier_dynamic_batching_switch():
     assert on.HasField("dynamic_batching") and list(on.dynamic_batching.preferred_batch_size)
     assert not off.HasField("dynamic_batching")
     assert off.max_batch_size == on.max_batch_size  # still batches what the client sends
+
+
+def test_configs_round_trip_through_protobuf(tmp_path):
+    """Generated text is exactly protobuf's text format of the message it parses back to."""
+    from aucues.serve.pbtxt import parse_config, read_config, spec_parameter, to_text
+
+    spec = _spec()
+    for name, text in all_configs(spec, RepoOptions(backend="onnxruntime", trt_accelerator=True)).items():
+        assert to_text(parse_config(text)) == text, name
+    ens = tmp_path / "config.pbtxt"
+    ens.write_text(all_configs(spec, RepoOptions())["aucues"])
+    assert spec_parameter(read_config(ens)) == spec
+    ens.write_text('name: "aucues"\nplatform: "ensemble"\n')
+    with pytest.raises(AucuesError, match="no aucues parameter"):
+        spec_parameter(read_config(ens), str(ens))
+    ens.write_text("name: aucues {{\n")
+    with pytest.raises(AucuesError, match="not a valid Triton model config") as e:
+        read_config(ens)
+    assert "\n" not in str(e.value)
