@@ -27,16 +27,37 @@ for _name in COMMAND_MODULES:
     importlib.import_module(_name).register(app)
 
 
-def main() -> None:
-    """Entry point: user errors become one line and a non-zero exit, never a traceback."""
+def _debug_requested(argv: list[str]) -> tuple[bool, list[str]]:
+    """A global `--debug` (before the command) or AUCUES_DEBUG=1: show the traceback behind an error."""
+    import os
+
+    debug = os.environ.get("AUCUES_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+    rest, i = [], 0
+    while i < len(argv) and argv[i].startswith("-"):
+        if argv[i] == "--debug":
+            debug = True
+        else:
+            rest.append(argv[i])
+        i += 1
+    return debug, rest + argv[i:]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors become one line and a non-zero exit, never a traceback (unless
+    `aucues --debug ...` or AUCUES_DEBUG=1, which print it above the line)."""
     from aucues.errors import AucuesError
     from aucues.cli.common import err_console
 
+    debug, argv = _debug_requested(list(sys.argv[1:] if argv is None else argv))
     try:
-        app()
+        app(args=argv, prog_name="aucues")
     except AucuesError as e:
         from rich.markup import escape
 
+        if debug:
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
         err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:

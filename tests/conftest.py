@@ -41,27 +41,20 @@ def lm():
 
 
 @pytest.fixture()
-def cli():
-    """Run `aucues ARGS` in-process through main(); returns (exit_code, stdout+stderr)."""
-    from typer.testing import CliRunner
-
-    from aucues.cli.main import app
-
-    runner = CliRunner()
+def cli(capsys):
+    """Run `aucues ARGS` in-process through the real entry point main() (its one-line `error:`
+    handling included); returns (exit_code, stdout+stderr)."""
+    from aucues.cli.main import main
 
     def run(*args: str):
-        from aucues.errors import AucuesError
-
+        capsys.readouterr()
+        code = 0
         try:
-            result = runner.invoke(app, [str(a) for a in args], catch_exceptions=True)
-        except AucuesError as e:  # pragma: no cover - invoke catches
-            return 1, str(e)
-        out = result.output
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            if isinstance(result.exception, AucuesError):
-                return 1, out + f"error: {result.exception}"
-            raise result.exception
-        return result.exit_code, out
+            main([str(a) for a in args])
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        out, err = capsys.readouterr()
+        return code, out + err
 
     return run
 
