@@ -80,18 +80,45 @@ def _peek_size(buf: np.ndarray) -> tuple[bool, int, int]:
     return False, 0, 0
 
 
-def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """A file -> RGB uint8 HxWx3, with a one-line AucuesError for missing or undecodable files."""
+# Files read as whole images/inputs larger than this are refused before they are read.
+MAX_FILE_BYTES = 200 * 1024 * 1024
+
+
+def read_file_bytes(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file, at most `max_bytes`: a directory, FIFO, device (/dev/zero),
+    socket, dangling symlink or too large file is a one-line AucuesError, never a hang."""
+    import stat
+
     p = Path(path)
-    if not p.exists():
-        raise AucuesError(f"{p}: no such file")
-    if p.is_dir():
-        raise AucuesError(f"{p}: is a directory, expected an image file")
     try:
-        data = p.read_bytes()
+        st = os.stat(p)
+    except FileNotFoundError:
+        if os.path.islink(p):
+            raise AucuesError(f"{p}: dangling symlink (its target does not exist)") from None
+        raise AucuesError(f"{p}: no such file") from None
     except OSError as e:
         raise AucuesError(f"{p}: cannot read ({e.strerror})") from None
-    return decode_image(data, what=str(p), max_pixels=max_pixels)
+    if stat.S_ISDIR(st.st_mode):
+        raise AucuesError(f"{p}: is a directory, expected a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise AucuesError(f"{p}: not a regular file (a FIFO, device or socket); refusing to read it")
+    if st.st_size > max_bytes:
+        raise AucuesError(f"{p}: {st.st_size} bytes, larger than the {max_bytes} byte limit")
+    try:
+        with open(p, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError as e:
+        raise AucuesError(f"{p}: cannot read ({e.strerror})") from None
+    if len(data) > max_bytes:  # grew while being read
+        raise AucuesError(f"{p}: larger than the {max_bytes} byte limit")
+    return data
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """A file -> RGB uint8 HxWx3, with a one-line AucuesError for missing, non-regular, too large or
+    undecodable files."""
+    data = read_file_bytes(path)
+    return decode_image(data, what=str(Path(path)), max_pixels=max_pixels)
 
 
 def write_image(path: str | os.PathLike, rgb: np.ndarray) -> None:
