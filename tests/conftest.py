@@ -9,6 +9,16 @@ import pytest
 # Two cores: keep torch from oversubscribing when tests run.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
+IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def skip_unless_ci(reason: str):
+    """A missing optional tool (tritonserver, MediaPipe models) skips a test locally, but in CI
+    (CI=true), where it is installed on purpose, its absence is a failure, not a silent skip."""
+    if IN_CI:
+        pytest.fail(f"CI=true but {reason}", pytrace=False)
+    pytest.skip(reason)
+
 
 @pytest.fixture(scope="session")
 def astronaut_path():

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import skip_unless_ci
+
 IMAGE_SIZE = 96
 
 
@@ -52,7 +54,7 @@ def triton(repository):
     try:
         find_tritonserver()
     except AucuesError as e:
-        pytest.skip(f"tritonserver binary absent: {e}")
+        skip_unless_ci(f"tritonserver binary absent: {e}")
     server = TritonServer(repository)
     server.start(timeout=180)
     yield server

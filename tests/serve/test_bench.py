@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from tests.conftest import skip_unless_ci
+
 from aucues.serve.bench import load_test, strip_dynamic_batching
 
 
@@ -37,7 +39,7 @@ def test_bench_serve_repository(cli, tmp_path, repository):
     try:
         find_tritonserver()
     except Exception as e:  # noqa: BLE001
-        pytest.skip(f"tritonserver binary absent: {e}")
+        skip_unless_ci(f"tritonserver binary absent: {e}")
     code, out = cli("bench", "serve", "--repository", repository, "--concurrency", "1,2", "--duration", "2", "--rounds", "2",
                     "--out", tmp_path)
     assert code == 0, out
