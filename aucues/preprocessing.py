@@ -31,6 +31,11 @@ class PreprocessConfig:
     codebook: str = "paper"
     interpolation: str = "bilinear"
     extra: dict = field(default_factory=dict)
+    # model input channels: 3 = RGB, 1 = grayscale (RGB -> gray with cv2's RGB2GRAY weights, then
+    # mean[0]/std[0]); older checkpoints without the key are RGB
+    channels: int = 3
+    # face framing: "five_point" (aligned on landmarks) or "box" (a loose FER2013-style face box)
+    crop: str = "five_point"
 
     def __post_init__(self) -> None:
         if self.image_size < 16:
@@ -39,21 +44,34 @@ class PreprocessConfig:
             raise AucuesError("mean and std need three values each, std > 0")
         if not self.class_names:
             raise AucuesError("class_names is empty")
+        if self.channels not in (1, 3) or isinstance(self.channels, bool):
+            raise AucuesError(f"channels must be 1 (grayscale) or 3 (RGB), got {self.channels!r}")
+        if self.crop not in ("five_point", "box"):
+            raise AucuesError(f"crop must be 'five_point' or 'box', got {self.crop!r}")
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
     def normalize(self, image: np.ndarray) -> np.ndarray:
-        """RGB uint8 HxWx3 (already image_size) -> float32 3xHxW normalised."""
+        """RGB uint8 HxWx3 (already image_size) -> float32 CxHxW normalised (C = channels)."""
         if image.ndim != 3 or image.shape[2] != 3:
             raise AucuesError(f"expected an RGB image HxWx3, got shape {image.shape}")
+        if self.channels == 1:
+            import cv2
+
+            g = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+            return np.ascontiguousarray(((g - np.float32(self.mean[0])) / np.float32(self.std[0]))[None])
         x = image.astype(np.float32) / 255.0
         x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         return np.ascontiguousarray(x.transpose(2, 0, 1))
 
     def denormalize(self, chw: np.ndarray) -> np.ndarray:
-        """float32 3xHxW normalised -> RGB uint8 HxWx3."""
+        """float32 CxHxW normalised -> RGB uint8 HxWx3 (grayscale repeated when channels == 1)."""
+        if self.channels == 1:
+            g = chw[0] * np.float32(self.std[0]) + np.float32(self.mean[0])
+            g = np.clip(g * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            return np.repeat(g[:, :, None], 3, axis=2)
         x = chw.transpose(1, 2, 0) * np.asarray(self.std, np.float32) + np.asarray(self.mean, np.float32)
         return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
 

@@ -28,7 +28,7 @@ def test_every_backbone_builds_and_runs(backbone):
     pp = small_pp(backbone)
     model = build_model(ModelConfig(backbone=backbone), pp).eval()
     assert isinstance(model, FERModel) and model.preprocess.image_size == pp.image_size
-    x = torch.randn(2, 3, pp.image_size, pp.image_size)
+    x = torch.randn(2, model.in_channels, pp.image_size, pp.image_size)
     with torch.no_grad():
         out = model(x)
     shapes = model.layer_shapes(pp.image_size)

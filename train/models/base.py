@@ -118,6 +118,9 @@ class FERModel(nn.Module):
     def layer_shapes(self, image_size) -> dict[int, tuple[int, int]]:
         raise NotImplementedError
 
+    # input channels _run accepts (mini_xception: 1, grayscale)
+    in_channels: int = 3
+
     # torchvision's own classifier, dropped when backbone weights are loaded (the CAM head replaces it)
     classifier_prefixes: tuple[str, ...] = ()
 
@@ -135,8 +138,8 @@ class FERModel(nn.Module):
     # --- shared -----------------------------------------------------------------------------
     def _run(self, x: Tensor, wanted: tuple[int, ...]) -> tuple[dict[int, Tensor], Tensor | None]:
         """Features (pre-gating) of `wanted` layers, and the head input if layer 5 was reached."""
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise AucuesError(f"expected an image batch (N, 3, H, W), got shape {tuple(x.shape)}")
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise AucuesError(f"expected an image batch (N, {self.in_channels}, H, W), got shape {tuple(x.shape)}")
         last = max(wanted)
         gates = set(self.config.self_attention_layers)
         feats: dict[int, Tensor] = {}
