@@ -101,3 +101,20 @@ def test_cli_import_fer(cli, tmp_path):
     code, text = cli("import", "fer", "--out", tmp_path)  # a directory: one error line, exit 1
     lines = [l for l in text.strip().splitlines() if l.strip()]
     assert code == 1 and len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in text
+
+
+def test_parity_with_the_original_keras_model(fer):
+    """tests/fixtures/fer_keras_probs.json: the original Keras model (TensorFlow 2.21 load_model) on
+    the astronaut crop, input recipe in the file; the imported model must agree within 1e-4."""
+    import cv2
+    from pathlib import Path
+
+    skdata = pytest.importorskip("skimage.data")
+    mod, _ = fer
+    ref = json.loads((Path(__file__).parents[1] / "fixtures" / "fer_keras_probs.json").read_text())
+    m = mod.build_fer_model()
+    crop = cv2.resize(skdata.astronaut()[30:230, 150:330], (64, 64), interpolation=cv2.INTER_AREA)
+    with torch.no_grad():
+        p = m(torch.from_numpy(m.preprocess.normalize(crop))[None]).logits.softmax(1)[0].numpy()
+    keras = np.asarray(ref["probabilities"])
+    np.testing.assert_allclose(p, keras[list(mod.AUCUES_FROM_KERAS)], atol=1e-4)
