@@ -144,3 +144,24 @@ def test_bad_input_shape_is_a_clear_error():
     model = build_model(ModelConfig(backbone="resnet18"))
     with pytest.raises(AucuesError, match="N, 3, H, W"):
         model(torch.randn(3, 64, 64))
+
+
+def test_large_maps_change_strides_only_no_dilation():
+    """docs/method.md §5: stride 1 in the first block of layer3/layer4, dilation 1, padding as torchvision."""
+    model = build_model(ModelConfig(backbone="resnet50", large_maps=True))
+    b = model.backbone
+    for stage in (b.layer3, b.layer4):
+        assert stage[0].conv2.stride == (1, 1) and stage[0].downsample[0].stride == (1, 1)
+        for m in stage.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                assert m.dilation == (1, 1)
+                assert m.padding == ((1, 1) if m.kernel_size == (3, 3) else (0, 0))
+
+
+def test_imagenet_means_imagenet1k_v1():
+    import torchvision
+
+    from aucues.train.models.base import imagenet_weights_enum
+
+    assert imagenet_weights_enum("resnet50") is torchvision.models.ResNet50_Weights.IMAGENET1K_V1
+    assert imagenet_weights_enum("resnet50") is not torchvision.models.ResNet50_Weights.DEFAULT  # DEFAULT is V2

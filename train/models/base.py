@@ -234,12 +234,20 @@ def read_state_file(path: str) -> dict:
         raise AucuesError(f"{path}: cannot read weights ({msg[:200]})") from None
 
 
+def imagenet_weights_enum(arch: str):
+    """The paper's ImageNet weights: torchvision's IMAGENET1K_V1 (the original resnet50 weights, hosted now as resnet50-0676ba61),
+    not DEFAULT (V2 for resnet50/101) (docs/method.md §5, §9)."""
+    import torchvision
+
+    return torchvision.models.get_model_weights(arch).IMAGENET1K_V1
+
+
 def torchvision_imagenet_state(arch: str) -> dict:
     """ImageNet weights through torchvision's weights API (downloads into the torch hub cache)."""
     try:
         import torchvision
 
-        weights = torchvision.models.get_model_weights(arch).DEFAULT
+        weights = imagenet_weights_enum(arch)
         return weights.get_state_dict(progress=False, check_hash=False)
     except Exception as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

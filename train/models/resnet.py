@@ -1,10 +1,10 @@
 """torchvision ResNets with the CAM head and optional "large maps" (docs/method.md §5).
 
-Large maps: layer3 and layer4 run with stride 1 and dilated 3x3 convolutions (DeepLab style), so a
-224 px input gives 28x28 maps at layers 3, 4 and 5. It is done by editing the convolutions after
-construction rather than with `replace_stride_with_dilation`, because torchvision's BasicBlock
-(resnet18/34) refuses dilation; for Bottleneck nets the two give the same network and the
-state_dict keeps torchvision's keys, so torchvision weights load unchanged.
+Large maps (docs/method.md §5): in the first block of layer3 and of layer4, conv2 (conv1 for
+BasicBlock nets) and downsample.0 get stride 1; every convolution keeps dilation 1 and padding 1.
+There is NO dilation (torchvision's replace_stride_with_dilation computes something else with the
+same weights). A 224 px input gives 112/56/28/28/28 maps at layers 1-5; the state_dict keeps
+torchvision's keys and shapes, so torchvision weights and the reference's released encoders load.
 
 Layers: 1 = conv1+bn+relu, 2 = maxpool+layer1, 3 = layer2, 4 = layer3, 5 = layer4."""
 
@@ -17,19 +17,11 @@ from aucues.train.models.base import FERModel
 from aucues.train.models.registry import register_model
 
 
-def _dilate(stage: nn.Module, dilation: int) -> None:
-    """Turn a stride-2 stage into a stride-1 stage with the same receptive field."""
-    for m in stage.modules():
-        if not isinstance(m, nn.Conv2d):
-            continue
-        if m.stride == (2, 2):
+def _large_maps(stage: nn.Module) -> None:
+    """Stride 1 instead of 2 in the stage's first block (§5); dilation and padding untouched."""
+    for m in stage[0].modules():
+        if isinstance(m, nn.Conv2d) and m.stride == (2, 2):
             m.stride = (1, 1)
-            if m.kernel_size == (3, 3):  # the block's own 3x3 keeps the previous dilation
-                m.dilation = (dilation // 2, dilation // 2)
-                m.padding = (dilation // 2, dilation // 2)
-        elif m.kernel_size == (3, 3):
-            m.dilation = (dilation, dilation)
-            m.padding = (dilation, dilation)
 
 
 def _out(size: int) -> int:
@@ -45,8 +37,8 @@ class ResNetFER(FERModel):
 
         net = getattr(torchvision.models, arch)(weights=None)
         if config.large_maps:
-            _dilate(net.layer3, 2)
-            _dilate(net.layer4, 4)
+            _large_maps(net.layer3)
+            _large_maps(net.layer4)
         width = net.fc.in_features
         net.fc = nn.Identity()  # replaced by the CAM head; no parameters left under backbone.fc
         self.backbone = net
