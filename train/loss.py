@@ -4,7 +4,7 @@
 
 T_l is the raw channel mean of layer l (or, with random_avg p < 1, the mean over a random
 p-fraction of channels drawn per sample and per call from torch's RNG); A_l is the AU map
-downsampled to T_l's size (bilinear, antialiased) and clamped to the map's own previous min/max.
+downsampled to T_l's size (bilinear, antialiased, align_corners=True) and clamped to the map's own previous min/max.
 Samples whose map is invalid (Neutral, failed landmarks) get the CE term only."""
 
 from __future__ import annotations
@@ -27,21 +27,27 @@ class LossParts(NamedTuple):
 
 
 def resize_map(au_map: Tensor, size: tuple[int, int]) -> Tensor:
-    """(N, H, W) -> (N, h, w): bilinear + antialias, clamped to each map's own min/max."""
+    """(N, H, W) -> (N, h, w): bilinear + antialias + align_corners=True, clamped to each map's own
+    pre-resize min/max (docs/method.md §5)."""
     if tuple(au_map.shape[-2:]) == tuple(size):
         return au_map
     flat = au_map.flatten(1)
     lo, hi = flat.min(1).values, flat.max(1).values
-    small = F.interpolate(au_map[:, None], size=size, mode="bilinear", antialias=True, align_corners=False)[:, 0]
+    small = F.interpolate(au_map[:, None], size=size, mode="bilinear", antialias=True, align_corners=True)[:, 0]
     return torch.maximum(torch.minimum(small, hi[:, None, None]), lo[:, None, None])
 
 
 def random_channel_mean(features: Tensor, p: float, generator: torch.Generator | None = None) -> Tensor:
-    """Mean over a random p-fraction of channels, drawn independently per sample."""
+    """docs/method.md §5 random_avg: each channel kept with probability p (Bernoulli, per sample,
+    per call, so the count varies); the mean of the kept channels. p = 1 is the plain mean. A sample
+    that draws no channel at all falls back to the plain mean (nothing else is defined)."""
     n, c = features.shape[:2]
-    k = max(1, int(round(p * c)))
-    order = torch.rand(n, c, generator=generator, device=features.device).argsort(dim=1)[:, :k]
-    weights = torch.zeros(n, c, device=features.device, dtype=features.dtype).scatter_(1, order, 1.0 / k)
+    if p >= 1.0:
+        return features.mean(1)
+    keep = (torch.rand(n, c, generator=generator, device=features.device) < p).to(features.dtype)
+    none = keep.sum(1) == 0
+    keep[none] = 1.0
+    weights = keep / keep.sum(1, keepdim=True)
     return torch.einsum("nc,nchw->nhw", weights, features)
 
 

@@ -98,12 +98,12 @@ def test_random_avg_p1_equals_plain_mean_and_p_half_is_a_channel_subset():
     torch.manual_seed(5)
     again = AUAlignmentLoss(random_avg_p=0.5)(out, target, maps, valid)
     assert half.align.item() == again.align.item()  # deterministic given torch's RNG
-    # brute force: some 3-channel subset per sample reproduces each sample's term
+    # brute force: some non-empty channel subset (Bernoulli count, §5) per sample reproduces each term
     from itertools import combinations
 
     a = resize_map(maps, (4, 4)).flatten(1)
     terms = [{round(1 - F.cosine_similarity(feats[n, list(s)].mean(0).flatten()[None], a[n][None],
-                                             eps=1e-8).item(), 5) for s in combinations(range(6), 3)} for n in range(2)]
+                                             eps=1e-8).item(), 5) for k in range(1, 7) for s in combinations(range(6), k)} for n in range(2)]
     assert any(round((x + y) / 2, 4) == round(half.align.item(), 4) for x in terms[0] for y in terms[1])
     assert plain.align.item() != half.align.item()
 
@@ -112,7 +112,7 @@ def test_map_is_downsampled_antialiased_and_clamped():
     m = torch.zeros(1, 16, 16)
     m[0, 4:12, 4:12] = 1.0
     small = resize_map(m, (4, 4))
-    ref = F.interpolate(m[:, None], size=(4, 4), mode="bilinear", antialias=True, align_corners=False)[:, 0]
+    ref = F.interpolate(m[:, None], size=(4, 4), mode="bilinear", antialias=True, align_corners=True)[:, 0]
     torch.testing.assert_close(small, ref.clamp(0, 1))
     assert small.min() >= 0 and small.max() <= 1
 
@@ -138,3 +138,29 @@ def test_with_a_real_model_backpropagates():
                                                     torch.tensor([True, False]))
     parts.total.backward()
     assert model.backbone.layer4[0].conv1.weight.grad.abs().sum() > 0
+
+
+def test_random_avg_is_bernoulli_per_sample():
+    """docs/method.md §5: channel count kept varies across samples; p=1 is the plain mean."""
+    from aucues.train.loss import random_channel_mean
+
+    n, c = 16, 64
+    eye = torch.eye(c)[None, :, :, None].expand(n, c, c, 1).contiguous()  # channel k -> one-hot at row k
+    g = torch.Generator().manual_seed(0)
+    out = random_channel_mean(eye, 0.5, generator=g)[..., 0]  # (n, c): 1/kept at kept rows
+    counts = (out > 0).sum(1)
+    assert len(set(counts.tolist())) > 1
+    assert torch.allclose(out.sum(1), torch.ones(n))
+    x = torch.randn(2, 5, 3, 3)
+    assert torch.allclose(random_channel_mean(x, 1.0), x.mean(1))
+    assert torch.allclose(random_channel_mean(x, 1e-9), x.mean(1))  # nothing kept: plain mean
+
+
+def test_resize_map_uses_align_corners_true():
+    import torch.nn.functional as F
+
+    from aucues.train.loss import resize_map
+
+    m = torch.rand(2, 32, 32)
+    want = F.interpolate(m[:, None], size=(7, 7), mode="bilinear", antialias=True, align_corners=True)[:, 0]
+    assert torch.allclose(resize_map(m, (7, 7)), want.clamp(float(m.min()), float(m.max())), atol=1e-6)
