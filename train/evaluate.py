@@ -78,7 +78,7 @@ def collect(model, loader, device, layers=LAYERS, cam_methods=(), use_amp: bool 
             labels.append(y.cpu())
             true_cam = normalize_cam(cam[torch.arange(len(y), device=device), y], size)
             for l in layers:
-                att_meters[l].update(map_cosine(atts[l], amap), y, valid)
+                att_meters[l].update(map_cosine(atts[l], amap, attention=True), y, valid)
             cam_meters["cam"].update(map_cosine(true_cam, amap), y, valid)
             idx = valid.nonzero(as_tuple=True)[0]
             if idx.numel():

@@ -21,8 +21,11 @@ from aucues.labels import CLASS_NAMES
 EPS = 1e-8
 
 
-def map_cosine(pred: Tensor, target: Tensor) -> Tensor:
-    """pred (N, h, w), target (N, H, W) -> (N,) cosine similarities (float32)."""
+def map_cosine(pred: Tensor, target: Tensor, attention: bool = False) -> Tensor:
+    """pred (N, h, w), target (N, H, W) -> (N,) cosine similarities (float32).
+
+    attention=True is ATT-COS (upsampling bilinear, antialiased, align_corners=True); False is
+    CAM-COS (bilinear, align_corners=False, as the CAM of §6) (docs/method.md §7)."""
     pred, target = torch.as_tensor(pred), torch.as_tensor(target)
     if pred.ndim != 3 or target.ndim != 3 or pred.shape[0] != target.shape[0]:
         raise AucuesError(f"map_cosine needs (N, h, w) and (N, H, W) maps, got {tuple(pred.shape)} and {tuple(target.shape)}")
@@ -31,7 +34,8 @@ def map_cosine(pred: Tensor, target: Tensor) -> Tensor:
     lo = pred.flatten(1).min(1).values[:, None, None]
     hi = pred.flatten(1).max(1).values[:, None, None]
     if pred.shape[-2:] != target.shape[-2:]:
-        pred = F.interpolate(pred[:, None], size=target.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        pred = F.interpolate(pred[:, None], size=target.shape[-2:], mode="bilinear",
+                             align_corners=attention, antialias=attention)[:, 0]
     pred = torch.maximum(torch.minimum(pred, hi), lo)
     pred = pred - torch.clamp(lo, max=0.0)  # shift by -min only where min < 0
     cos = F.cosine_similarity(pred.flatten(1), target.flatten(1), dim=1, eps=EPS)
@@ -73,8 +77,13 @@ class InterpretabilityMeter:
         """Class name -> mean cosine, for every class with at least one valid sample."""
         return {n: s / k for n, s, k in zip(self.class_names, self._sum, self._count) if k}
 
-    def mean(self) -> float:
-        """Unweighted mean over the non-excluded classes that had samples; NaN when there were none."""
+    def mean(self, reference: bool = False) -> float:
+        """Unweighted mean over the non-excluded classes that had samples; NaN when there were none.
+        reference=True scores a class without any valid map as -1, as the reference code does (§7)."""
+        if reference:
+            pc = self.per_class()
+            vals = [pc.get(n, -1.0) for n in self.class_names if n not in self.excluded]
+            return sum(vals) / len(vals) if vals else math.nan
         vals = [v for n, v in self.per_class().items() if n not in self.excluded]
         return sum(vals) / len(vals) if vals else math.nan
 

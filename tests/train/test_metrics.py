@@ -70,3 +70,26 @@ def test_classification_report_by_hand():
     assert r["macro_f1"] == pytest.approx(sum(f1) / 3)
     with pytest.raises(AucuesError):
         classification_report([0, 5], [0, 1], num_classes=4)
+
+
+def test_att_cos_upsamples_with_align_corners_true_cam_cos_false():
+    """docs/method.md §7."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    p, t = torch.rand(1, 4, 4), torch.rand(1, 16, 16)
+    for attention in (True, False):
+        up = F.interpolate(p[:, None], size=(16, 16), mode="bilinear", align_corners=attention,
+                           antialias=attention)[:, 0].clamp(float(p.min()), float(p.max()))
+        ref = F.cosine_similarity(up.flatten(1), t.flatten(1), eps=1e-8)
+        assert map_cosine(p, t, attention=attention).item() == pytest.approx(ref.item(), rel=1e-5)
+    assert map_cosine(p, t, attention=True).item() != map_cosine(p, t).item()
+
+
+def test_meter_reference_mean_scores_missing_class_minus_one():
+    from aucues.train.metrics import InterpretabilityMeter
+
+    m = InterpretabilityMeter()
+    m.update(torch.tensor([0.5, 0.9]), torch.tensor([1, 0]))  # Happiness 0.5, Neutral dropped
+    assert m.mean() == pytest.approx(0.5)
+    assert m.mean(reference=True) == pytest.approx((0.5 - 5) / 6)
