@@ -23,7 +23,7 @@ from aucues.errors import AucuesError
 from aucues.labels import NEUTRAL
 
 LAYERS = (1, 2, 3, 4, 5)
-GRAD_CAMS = ("gradcam", "gradcampp", "layercam")
+GRAD_CAMS = ("gradcam", "gradcampp", "gradcampp_reference", "layercam")  # both Grad-CAM++ forms (docs/method.md §6)
 
 
 # The §7 procedures themselves live in train.metrics (map_cosine, InterpretabilityMeter,

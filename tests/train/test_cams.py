@@ -109,3 +109,18 @@ def test_bad_names_and_layers(model):
 
 def test_constant_map_normalises_to_zero():
     assert normalize_cam(torch.ones(1, 3, 3), (6, 6)).abs().max() == 0
+
+
+def test_gradcampp_reference_is_relu_grad_cubed_weights():
+    """docs/method.md §6: with GAP the gradient is w[c,k]/HW per channel -> relu(sum_k relu(w)^3 A_k)."""
+    from aucues.train.cams import get_cam
+    from aucues.train.cams.gradcampp import GradCAMPlusPlusReference
+
+    assert get_cam("gradcampp_reference") is GradCAMPlusPlusReference
+    torch.manual_seed(0)
+    a = torch.rand(2, 5, 3, 3)
+    w = torch.randn(2, 5)
+    grads = (w / 9)[:, :, None, None].expand(2, 5, 3, 3)
+    got = GradCAMPlusPlusReference.compute(None, a, grads, None, None)
+    want = torch.relu((torch.relu(w)[:, :, None, None].pow(3) * a).sum(1)) * 9 / 9 ** 3
+    assert torch.allclose(got, want, atol=1e-6)

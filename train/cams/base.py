@@ -15,7 +15,7 @@ from torch import Tensor
 
 from aucues.errors import AucuesError
 
-CAM_METHODS = ("cam", "gradcam", "gradcampp", "layercam")
+CAM_METHODS = ("cam", "gradcam", "gradcampp", "gradcampp_reference", "layercam")
 _REGISTRY: dict[str, type["BaseCAM"]] = {}
 
 

@@ -18,3 +18,15 @@ class GradCAMPlusPlus(BaseCAM):
         alpha = torch.where(grads != 0, alpha, torch.zeros_like(alpha))
         weights = (alpha * torch.relu(grads)).sum(dim=(2, 3), keepdim=True)
         return torch.relu((weights * activations).sum(1))
+
+
+@register_cam("gradcampp_reference")
+class GradCAMPlusPlusReference(BaseCAM):
+    """Grad-CAM++ as the reference code runs it (docs/method.md §6): its alpha division is lost, so
+    the channel weights are sum over pixels of grad^2 * relu(grad) = relu(grad)^3. With a GAP head
+    this is norm(relu(sum_k relu(w[c, k])^3 A_k)). Not the published formula (`gradcampp` is); this
+    variant is what reproduces the paper's Grad-CAM++ table."""
+
+    def compute(self, activations: Tensor, grads: Tensor, out, classes: Tensor) -> Tensor:
+        weights = torch.relu(grads).pow(3).sum(dim=(2, 3), keepdim=True)
+        return torch.relu((weights * activations).sum(1))
