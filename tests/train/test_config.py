@@ -86,6 +86,7 @@ def test_shipped_configs_resolve():
     for c in (raf, aff):
         assert c.backbone == "resnet50" and c.large_maps and c.au_layers == (5,) and c.image_size == 224
         assert c.epochs == 20 and c.batch_size == 224 and c.lr == 0.002
+        assert c.codebook == "reference"  # the released models' codebook (docs/method.md §10)
     assert raf.dataset == "rafdb" and aff.dataset == "affectnet"
     demo = resolve_config("demo")
     assert demo.image_size < 224 and demo.epochs < 20
