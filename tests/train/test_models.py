@@ -90,7 +90,8 @@ def test_attention_layers_subset_and_self_attention_gating():
     with torch.no_grad():
         a, b = plain(x), gated(x)
     assert sorted(a.attentions) == [3, 5]
-    torch.testing.assert_close(a.attentions[3], b.attentions[3])  # gating acts after the attention
+    f = a.features[3]  # the gated layer reports the gated features' attention (docs/method.md §5)
+    torch.testing.assert_close(b.attentions[3], (f * f.mean(1, keepdim=True)).mean(1), rtol=1e-4, atol=1e-5)
     assert not torch.allclose(a.logits, b.logits)
     with torch.no_grad():
         f3 = plain.forward_intermediates(x, (3,))[3]
@@ -165,3 +166,17 @@ def test_imagenet_means_imagenet1k_v1():
 
     assert imagenet_weights_enum("resnet50") is torchvision.models.ResNet50_Weights.IMAGENET1K_V1
     assert imagenet_weights_enum("resnet50") is not torchvision.models.ResNet50_Weights.DEFAULT  # DEFAULT is V2
+
+
+def test_self_attention_reports_gated_features():
+    """docs/method.md §5: the loss aligns the gated features' attention."""
+    torch.manual_seed(0)
+    plain = build_model(ModelConfig(backbone="resnet18", attention_layers=(4,))).eval()
+    gated = build_model(ModelConfig(backbone="resnet18", attention_layers=(4,), self_attention_layers=(4,))).eval()
+    gated.load_state_dict(plain.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        f = plain.forward_intermediates(x, (4,))[4]
+        g = gated.forward_intermediates(x, (4,))[4]
+    assert torch.allclose(g, f * f.mean(1, keepdim=True), atol=1e-5)
+    assert not torch.allclose(g, f)

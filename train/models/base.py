@@ -137,7 +137,7 @@ class FERModel(nn.Module):
 
     # --- shared -----------------------------------------------------------------------------
     def _run(self, x: Tensor, wanted: tuple[int, ...]) -> tuple[dict[int, Tensor], Tensor | None]:
-        """Features (pre-gating) of `wanted` layers, and the head input if layer 5 was reached."""
+        """Features (after gating where self-attention is on) of `wanted` layers, and the head input if layer 5 was reached."""
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise AucuesError(f"expected an image batch (N, {self.in_channels}, H, W), got shape {tuple(x.shape)}")
         last = max(wanted)
@@ -148,10 +148,10 @@ class FERModel(nn.Module):
         for layer in range(1, last + 1):
             h = self._stage(layer, h)
             fmap = self.output_to_map(layer, h)
-            if layer in wanted:
-                feats[layer] = fmap
             if layer in gates:
                 h = self._gate(layer, h, fmap)
+            if layer in wanted:  # self-attention: the GATED features, as the loss aligns them (docs/method.md §5)
+                feats[layer] = self.output_to_map(layer, h) if layer in gates else fmap
             if layer == 5:
                 head_in = self.output_to_map(5, h) if layer in gates else fmap
         return feats, head_in
