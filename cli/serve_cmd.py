@@ -58,6 +58,9 @@ def serve(
     tritonserver: Optional[Path] = typer.Option(None, "--tritonserver",
                                                 help="tritonserver binary (default: the nvidia-pytriton wheel's)."),
     timeout: float = typer.Option(180.0, "--timeout", help="Seconds to wait for the server to be ready."),
+    admin_apis: bool = typer.Option(False, "--admin-apis",
+                                    help="Leave shared-memory, model-repository, trace and logging APIs open "
+                                         "to every client (default: restricted)."),
 ) -> None:
     """Start tritonserver on a model repository, wait until it is ready, print the endpoints and run
     until Ctrl-C or SIGTERM (forwarded to the server, which stops cleanly)."""
@@ -67,7 +70,7 @@ def serve(
     from aucues.serve.tritonserver import TritonServer
 
     server = TritonServer(repository, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
-                          binary=tritonserver, address=address)
+                          binary=tritonserver, address=address, admin_apis=admin_apis)
     console.print(f"starting {server.binary} on {server.repository} ...", highlight=False)
     stopping = []
 
@@ -75,7 +78,7 @@ def serve(
         stopping.append(signum)
         server.send_signal(signal.SIGTERM)
 
-    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         server.start(timeout=timeout)
         console.print(f"[green]ready[/] in {server.start_seconds:.1f} s (pid {server.pid})\n"

@@ -102,10 +102,16 @@ class AucuesClient:
         inp.set_data_from_numpy(arr)
         req = [self._tc.InferRequestedOutput(n) for n in outputs]
         try:
-            res = self._client.infer(self.model, [inp], outputs=req)
+            if self.protocol == "grpc":  # the gRPC client has no connection-level timeout: per call
+                res = self._client.infer(self.model, [inp], outputs=req, client_timeout=self.timeout)
+            else:
+                res = self._client.infer(self.model, [inp], outputs=req)
         except Exception as e:  # noqa: BLE001 - InferenceServerException, connection errors
             msg = _message(e)
-            if any(s in msg.lower() for s in ("connection refused", "failed to connect", "unavailable")):
+            low = msg.lower()
+            if "deadline exceeded" in low or "timed out" in low or "timeout" in low:
+                raise PredictError(f"no answer within the {self.timeout:g} s timeout ({msg})") from None
+            if any(s in low for s in ("connection refused", "failed to connect", "unavailable")):
                 raise ServerUnreachable(f"server not reachable at {self.url} ({self.protocol}): {msg}") from None
             raise PredictError(msg) from None
         return {n: res.as_numpy(n) for n in outputs}

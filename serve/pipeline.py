@@ -69,9 +69,13 @@ def check_encoded(data, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise AucuesError("empty input: no image bytes")
     if buf.size > MAX_BYTES:
         raise AucuesError(f"encoded image is {buf.size} bytes, over the {MAX_BYTES} byte limit")
-    fmt, w, h = sniff_image(buf[:64].tobytes())
-    if w * h > max_pixels:
-        raise AucuesError(f"image is {w}x{h}, larger than the {max_pixels} pixel limit")
+    sniff_image(buf[:64].tobytes())  # a supported format at all
+    from aucues.io import check_size, peek_size
+
+    # the size the header really declares (every JPEG SOF, PNG IHDR, WebP, BMP), before decoding
+    fmt, w, h = peek_size(buf)
+    if fmt:
+        check_size(w, h, "image", max_pixels)
     return buf
 
 
@@ -99,10 +103,10 @@ class Preprocessor:
 
     def __call__(self, data) -> PreprocessResult:
         from aucues.align import align_face
-        from aucues.io import decode_image
+        from aucues.io import decode_image_scaled
 
         buf = check_encoded(data)
-        rgb = decode_image(buf, what="image")
+        rgb, scale = decode_image_scaled(buf, what="image")  # large JPEGs decoded at 1/2..1/8
         if min(rgb.shape[:2]) < 16:
             raise NoFaceError(f"no face found: the image is only {rgb.shape[1]}x{rgb.shape[0]} pixels")
         faces = self.landmarker.detect(rgb)
@@ -112,7 +116,8 @@ class Preprocessor:
         al = align_face(rgb, face.points, self.spec.image_size)
         return PreprocessResult(image=self.spec.preprocess.normalize(al.image),
                                 landmarks=al.points.astype(np.float32),
-                                face_box=np.asarray(face.box, np.float32), num_faces=len(faces),
+                                face_box=np.asarray(face.box, np.float32) * np.float32(scale),
+                                num_faces=len(faces),
                                 aligned_face=al.image)
 
     def close(self) -> None:
@@ -148,7 +153,7 @@ class OnnxClassifier:
 # Stage 3: postprocess
 
 def unit_map(m: np.ndarray, size: int) -> np.ndarray:
-    """Min-max normalise to [0, 1], resize bilinearly to size x size, clamp (PAPER_FACTS §6)."""
+    """Min-max normalise to [0, 1], resize bilinearly to size x size, clamp (docs/method.md §6)."""
     import cv2
 
     m = np.nan_to_num(np.asarray(m, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
@@ -161,7 +166,7 @@ def unit_map(m: np.ndarray, size: int) -> np.ndarray:
 
 def interpretability_score(attention: np.ndarray, landmarks: np.ndarray, label: int, size: int,
                            variant: str = "paper") -> float:
-    """ATT-COS (PAPER_FACTS §7) against the *predicted* class's AU map: the attention upsampled
+    """ATT-COS (docs/method.md §7) against the *predicted* class's AU map: the attention upsampled
     bilinearly, shifted by -min when negative, cosine with the AU map. NaN when the class has no AU
     map (Neutral) or the landmarks put every AU outside the crop."""
     import cv2
@@ -197,16 +202,21 @@ class Explanation:
 def postprocess(spec: ModelSpec, probabilities: np.ndarray, cam: np.ndarray, attention: np.ndarray,
                 landmarks: np.ndarray) -> Explanation:
     """One sample's classifier outputs (no batch axis) -> label and explanations."""
-    from aucues.au_maps import au_evidence
+    from aucues.au_evidence import au_evidence
 
     probs = np.asarray(probabilities, np.float32).reshape(-1)
     if probs.shape[0] != spec.num_classes:
         raise AucuesError(f"expected {spec.num_classes} class scores, got {probs.shape[0]}")
+    if not np.all(np.isfinite(probs)):
+        # argmax of NaN is 0: a NaN row would otherwise come back as a confident first-class label
+        raise AucuesError("the classifier returned non-finite probabilities (NaN/inf); no label given")
     pred = int(np.argmax(probs))
     s = spec.image_size
     variant = spec.preprocess.codebook
     pts = np.asarray(landmarks, np.float32).reshape(NUM_LANDMARKS, 2)
     order = np.argsort(-probs, kind="stable")[: spec.topk]
+    from aucues.au_maps import au_evidence
+
     return Explanation(
         label=spec.class_names[pred], class_index=pred, probabilities=probs,
         topk=[spec.class_names[i] for i in order],

@@ -8,7 +8,9 @@ free ports; a unique shared-memory prefix so several servers can run side by sid
 
 from __future__ import annotations
 
+import ctypes
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -27,6 +29,34 @@ LOOPBACK = "127.0.0.1"
 EXIT_TIMEOUT_S = 10
 # CPU-only machines: CUDA/NVML complaints in the log are expected (ENVIRONMENT.md), not the cause.
 HARMLESS = ("CudaDriverHelper", "NVML", "nvml", "CUDA driver", "cuda driver")
+# Every API a client needs stays open: inference, health, metadata, model-config (the client reads the
+# class names from it) and statistics (read-only; `aucues bench` reads it). These are restricted behind
+# a per-start random header (issue 13): shared-memory registration lets any client map server memory,
+# model-repository/model-control loads and unloads models, trace and logging change server state.
+# Opt in with TritonServer(admin_apis=True) / `aucues serve --admin-apis`. (Triton 2.51 spells the
+# options --http-restricted-api and --grpc-restricted-protocol.)
+RESTRICTED_APIS = ("shared-memory", "model-repository", "trace", "logging")
+ADMIN_HEADER = "aucues-admin-key"
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: the kernel sends SIGKILL to tritonserver when the process that started it dies,
+    kill -9 included (Linux prctl PR_SET_PDEATHSIG); Triton then exits and its stubs with it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: best effort, stop() still runs on normal exits
+        pass
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 def pytriton_dir() -> Path | None:
@@ -100,7 +130,7 @@ class TritonServer:
 
     def __init__(self, repository: str | Path, *, http_port: int | None = None, grpc_port: int | None = None,
                  metrics_port: int | None = None, binary: str | Path | None = None, address: str = LOOPBACK,
-                 log_verbose: int = 0, extra_args: list[str] | None = None):
+                 log_verbose: int = 0, extra_args: list[str] | None = None, admin_apis: bool = False):
         self.repository = Path(repository).resolve()
         if not (self.repository / "aucues" / "config.pbtxt").exists() and not any(
                 self.repository.glob("*/config.pbtxt")):
@@ -113,6 +143,10 @@ class TritonServer:
         self.http_port, self.grpc_port, self.metrics_port = ports
         self.log_verbose = log_verbose
         self.extra_args = list(extra_args or [])
+        self.admin_apis = admin_apis
+        # header value a client must send to use a restricted API; random per start, never logged
+        self.admin_key = secrets.token_hex(16)
+        self._explicit_ports = [p for p in (http_port, grpc_port, metrics_port) if p]
         self.proc: subprocess.Popen | None = None
         self.workdir: Path | None = None
         self.log_path: Path | None = None
@@ -153,6 +187,10 @@ class TritonServer:
                f"--exit-timeout-secs={EXIT_TIMEOUT_S}",
                f"--log-verbose={self.log_verbose}",
                f"--backend-config=python,shm-region-prefix-name={shm_prefix}"]
+        if not self.admin_apis:
+            apis = ",".join(RESTRICTED_APIS)
+            cmd += [f"--http-restricted-api={apis}:{ADMIN_HEADER}={self.admin_key}",
+                    f"--grpc-restricted-protocol={apis}:{ADMIN_HEADER}={self.admin_key}"]
         if _is_wheel_binary(self.binary):
             cmd += [f"--backend-directory={self.workdir / 'backends'}",
                     f"--cache-directory={self.workdir / 'caches'}"]
@@ -161,6 +199,11 @@ class TritonServer:
     def start(self, timeout: float = 120.0) -> "TritonServer":
         if self.proc is not None:
             raise AucuesError("server already started")
+        bind = "0.0.0.0" if self.address in ("0.0.0.0", "") else self.address
+        for port in (self.http_port, self.grpc_port, self.metrics_port):
+            if port_in_use(bind, port):
+                raise AucuesError(f"port {port} on {bind} is already in use (another server?); "
+                                  f"choose other ports or stop that process")
         self.workdir = Path(tempfile.mkdtemp(prefix="aucues-triton-"))
         if _is_wheel_binary(self.binary):
             prepare_backends(self.workdir)
@@ -170,7 +213,8 @@ class TritonServer:
         with open(self.log_path, "wb") as log:
             # Own session: a Ctrl-C in the terminal reaches us only, and we forward it (stop()).
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, env=server_env(), start_new_session=True)
+                                         stdin=subprocess.DEVNULL, env=server_env(), start_new_session=True,
+                                         preexec_fn=_die_with_parent)
         try:
             self.wait_ready(timeout)
         except BaseException:
@@ -204,7 +248,8 @@ class TritonServer:
             if self.proc is not None and self.proc.poll() is not None:
                 raise AucuesError(f"tritonserver exited with code {self.proc.returncode} before it was ready; "
                                   f"log tail:\n{self.log_tail(15)}")
-            if self.is_ready():
+            # ready only while *our* child is alive: another server on the port does not count
+            if self.is_ready() and self.proc is not None and self.proc.poll() is None:
                 return
             time.sleep(0.2)
         raise AucuesError(f"tritonserver not ready after {timeout:.0f} s; log tail:\n{self.log_tail(15)}")

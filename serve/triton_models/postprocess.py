@@ -43,6 +43,8 @@ class TritonPythonModel:
             try:
                 responses.append(self._one(request))
             except Exception as e:  # noqa: BLE001 - one request's failure stays its own
-                err = pb_utils.TritonError(f"postprocess failed: {e.__class__.__name__}: {e}")
+                # the model's fault (e.g. non-finite probabilities), never the client's: INTERNAL
+                err = pb_utils.TritonError(f"postprocess failed: {e.__class__.__name__}: {e}",
+                                           pb_utils.TritonError.INTERNAL)
                 responses.append(pb_utils.InferenceResponse(error=err))
         return responses

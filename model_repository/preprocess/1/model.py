@@ -16,6 +16,13 @@ from aucues.serve.pipeline import Preprocessor
 from aucues.serve.spec import ModelSpec
 
 
+def _error(msg, client_fault):
+    """A per-request error: the client's fault (bad image, no face, too large) is INVALID_ARGUMENT,
+    so HTTP answers 400 and gRPC INVALID_ARGUMENT; anything else is INTERNAL."""
+    code = pb_utils.TritonError.INVALID_ARGUMENT if client_fault else pb_utils.TritonError.INTERNAL
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(msg, code))
+
+
 class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
@@ -44,11 +51,10 @@ class TritonPythonModel:
         for request in requests:
             try:
                 responses.append(self._one(request))
-            except AucuesError as e:
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(e))))
+            except AucuesError as e:  # the input's fault: checks, decoding, no face
+                responses.append(_error(str(e), True))
             except Exception as e:  # noqa: BLE001 - never let one request fail the batch
-                msg = f"preprocess failed: {e.__class__.__name__}: {e}"
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(msg)))
+                responses.append(_error(f"preprocess failed: {e.__class__.__name__}: {e}", False))
         return responses
 
     def finalize(self):
