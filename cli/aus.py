@@ -4,7 +4,7 @@
                [--codebook paper|reference] [--size 224] [--json]
 
 The face is found with MediaPipe (aucues.landmarks), aligned to a size x size crop (aucues.align) and
-the map is built on that crop (aucues.au_maps, docs/method.md §3-4). --draw writes the crop with the
+the map is built on that crop (aucues.au_regions / aucues.au_maps, docs/method.md §3-4). --draw writes the crop with the
 heatmap blended on it and each AU region outlined and labelled.
 """
 
@@ -20,7 +20,7 @@ from aucues.cli.common import console
 
 
 def _rows(points, label, size, codebook):
-    from aucues.au_maps import au_ellipses, au_region_masks
+    from aucues.au_regions import au_ellipses, au_region_masks
     from aucues.codebook import AU_NAMES
 
     masks = au_region_masks(points, label, size, codebook)
@@ -40,7 +40,8 @@ def aus(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of a table."),
 ) -> None:
     """Show which Action Units an expression uses and where they lie on a face (docs/method.md §2-4)."""
-    from aucues.au_maps import KINDS, au_map, draw_overlay
+    from aucues.au_drawing import draw_overlay
+    from aucues.au_maps import KINDS, au_map
     from aucues.codebook import GENERIC_AUS, VARIANTS, class_aus
     from aucues.errors import AucuesError, NoFaceError
     from aucues.labels import CLASS_NAMES, class_index

@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench_au_maps.py [--sets 200] [--repeat 3] [--size 224] [--out runs/bench/au_maps.json]
 
-Landmarks: the mean face of aucues.au_maps.template_points moved by random similarity transforms
+Landmarks: the mean face of aucues.au_regions.template_points moved by random similarity transforms
 (scale 0.85-1.15, rotation +-10 degrees, shift +-12 px at 224) plus 2 px per-point noise: plausible
 aligned faces, every one different. Each (kind, class) is timed over all sets, `repeat` rounds, and the
 per-call median / mean / p95 are reported. "class (literal)" times the same class maps through the
@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aucues import au_maps  # noqa: E402
+from aucues import au_maps, au_regions  # noqa: E402
 from aucues.benchmark import cpu_model  # noqa: E402
 from aucues.io import atomic_write_json  # noqa: E402
 from aucues.labels import CLASS_NAMES  # noqa: E402
@@ -35,7 +35,7 @@ from aucues.labels import CLASS_NAMES  # noqa: E402
 
 def landmark_sets(n: int, size: int, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
-    base = au_maps.template_points(size).astype(np.float64)
+    base = au_regions.template_points(size).astype(np.float64)
     c = size / 2.0
     out = []
     for _ in range(n):

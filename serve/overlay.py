@@ -22,7 +22,7 @@ def render_overlay(face: np.ndarray, cam: np.ndarray, attention: np.ndarray, lan
                    result: dict, class_index: int, variant: str = "paper", layer: int = 5) -> np.ndarray:
     """RGB uint8 picture. `face` (S,S,3) aligned crop, `cam`/`attention` (S,S) in [0,1], `landmarks`
     (68,2) in the crop, `result` the JSON result (label, probabilities, au_evidence, score)."""
-    from aucues.au_maps import draw_overlay
+    from aucues.au_drawing import draw_overlay
     from aucues.codebook import class_aus
 
     size = face.shape[0]

@@ -215,7 +215,7 @@ def postprocess(spec: ModelSpec, probabilities: np.ndarray, cam: np.ndarray, att
     variant = spec.preprocess.codebook
     pts = np.asarray(landmarks, np.float32).reshape(NUM_LANDMARKS, 2)
     order = np.argsort(-probs, kind="stable")[: spec.topk]
-    from aucues.au_maps import au_evidence
+    from aucues.au_evidence import au_evidence
 
     return Explanation(
         label=spec.class_names[pred], class_index=pred, probabilities=probs,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from aucues.au_maps import au_ellipses
+from aucues.au_regions import au_ellipses
 from aucues.codebook import GENERIC_AUS
 from aucues.synth.face import FaceGeometry, expression, identity
 from aucues.synth.render import Painter, background, draw_distractor, draw_face, photometric, random_look

@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 
 from aucues import au_maps as A
-from aucues.au_maps import au_ellipses, au_evidence, au_map, au_region_masks, template_points
+from aucues.au_drawing import draw_overlay
+from aucues.au_evidence import au_evidence
+from aucues.au_maps import au_map
+from aucues.au_regions import au_ellipses, au_region_masks, region_ellipses, template_points
 from aucues.codebook import AU_NAMES, GENERIC_AUS, au_label, class_aus, codebook
 from aucues.errors import AucuesError
 from aucues.labels import CLASS_NAMES
@@ -63,8 +66,21 @@ def test_brow_regions(pts):
     assert ells(pts, 1, 224) == approx([(x[20], y[20], 28, 22.4), (x[23], y[23], 28, 22.4)])
     assert ells(pts, 2, 224) == approx([(x[18], y[18], 28, 22.4), (x[25], y[25], 28, 22.4)])
     (cx, cy, ax, ay), = au_ellipses(pts, 4, 224)
-    assert (cx, cy) == pytest.approx(((x[19] + x[24]) / 2, (y[19] + y[24]) / 2))
-    assert (ax, ay) == pytest.approx((abs(x[24] - x[19]) / 2, abs(y[24] - y[19]) / 2))
+    # §3: centre int(mid(lm19, lm24)); signed half-differences truncated toward zero, clamped at 0
+    assert (cx, cy) == (int((x[19] + x[24]) / 2), int((y[19] + y[24]) / 2))
+    assert (ax, ay) == (max(int((x[24] - x[19]) / 2), 0), max(int((y[24] - y[19]) / 2), 0))
+
+
+def test_au4_tilted_brow_gets_the_10px_axis(pts):
+    x, y = pts[:, 0], pts[:, 1]
+    pts[24, 1] = pts[19, 1] - 7  # left brow higher than the right: y24 < y19, signed half-difference < 0
+    (_, _, ax, ay), = au_ellipses(pts, 4, 224)
+    assert ay == 10.0 and ax == int((x[24] - x[19]) / 2)
+    pts[24, 1] = pts[19, 1] + 1.5  # y24 < y19 + 2: int(0.75) = 0 -> 10 px too
+    assert au_ellipses(pts, 4, 224)[0][3] == 10.0
+    pts[24, 1] = pts[19, 1] + 5.0  # int(2.5) = 2
+    assert au_ellipses(pts, 4, 224)[0][3] == 2.0
+    assert au_ellipses(pts * 2, 4, 448)[0][3] == 4.0  # truncated in 224-crop pixels, then scaled
 
 
 def test_zero_axis_rules(pts):
@@ -249,7 +265,7 @@ def test_fast_path_equals_literal_path():
     for size in (224, 56, 448):
         for p in random_faces(6, size, seed=1):
             for au in AU_NAMES:
-                e = tuple(A._ellipses(p, au, float(size), float(size)))
+                e = tuple(region_ellipses(p, au, float(size), float(size)))
                 a, b = A._smooth_literal(e, size), A._smooth_fast(e, size)
                 assert (a is None) == (b is None)
                 if a is None:
@@ -288,6 +304,6 @@ def test_evidence_low_resolution_and_negative_attention(pts):
 def test_draw_overlay(pts):
     img = np.full((224, 224, 3), 128, np.uint8)
     m, _ = au_map(pts, HAPPY, 224)
-    out = A.draw_overlay(img, m, pts, class_aus(HAPPY))
+    out = draw_overlay(img, m, pts, class_aus(HAPPY))
     assert out.shape == (448, 448, 3) and out.dtype == np.uint8
     assert (out == 255).all(axis=2).any()  # white outlines were drawn

@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from aucues.au_maps import au_ellipses
+from aucues.au_regions import au_ellipses
 from aucues.codebook import GENERIC_AUS
 from aucues.errors import AucuesError
 from aucues.io import read_image
@@ -74,7 +74,7 @@ def test_deterministic_per_seed(tmp_path):
 
 
 def _au_union(points, size):
-    """Union of every generic AU region (hard ellipses of aucues.au_maps)."""
+    """Union of every generic AU region (hard ellipses of aucues.au_regions)."""
     g = np.arange(size, dtype=np.float64)
     mask = np.zeros((size, size), bool)
     for au in GENERIC_AUS:

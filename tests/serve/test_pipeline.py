@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from aucues.au_maps import template_points
+from aucues.au_regions import template_points
 from aucues.errors import AucuesError
 from aucues.preprocessing import PreprocessConfig
 from aucues.serve.pipeline import interpretability_score, postprocess, sniff_image, unit_map

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from aucues.au_maps import template_points
+from aucues.au_regions import template_points
 from aucues.errors import AucuesError
 from aucues.io import write_image
 from aucues.labels import INDEX_TO_RAFDB

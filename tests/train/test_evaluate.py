@@ -83,7 +83,8 @@ def _batches(maps, labels, channel0):
 
 
 def test_metrics_compare_with_the_true_label_map():
-    from aucues.au_maps import au_map, template_points
+    from aucues.au_maps import au_map
+    from aucues.au_regions import template_points
     from aucues.train.evaluate import collect
 
     size = 32
