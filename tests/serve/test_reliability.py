@@ -155,8 +155,6 @@ def test_shared_memory_registration_refused(triton):
     assert triton.is_ready()
 
 
-@pytest.mark.xfail(reason="measured: HTTP still answers 500 through the ensemble although preprocess "
-                          "raises TritonError(msg, INVALID_ARGUMENT); not yet diagnosed", strict=False)
 def test_error_codes_client_fault_is_400_and_invalid_argument(triton):
     import tritonclient.grpc as tg
     import tritonclient.http as th

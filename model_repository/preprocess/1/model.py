@@ -19,7 +19,7 @@ from aucues.serve.spec import ModelSpec
 def _error(msg, client_fault):
     """A per-request error: the client's fault (bad image, no face, too large) is INVALID_ARGUMENT,
     so HTTP answers 400 and gRPC INVALID_ARGUMENT; anything else is INTERNAL."""
-    code = pb_utils.TritonError.INVALID_ARGUMENT if client_fault else pb_utils.TritonError.INTERNAL
+    code = pb_utils.TritonError.INVALID_ARG if client_fault else pb_utils.TritonError.INTERNAL
     return pb_utils.InferenceResponse(error=pb_utils.TritonError(msg, code))
 
 
