@@ -55,9 +55,11 @@ def test_two_gloo_processes_match_one(tmp_path):
     assert [int(r["epoch"]) for r in ddp_rows] == [1, 2]
     assert (tmp_path / "ddp" / "best.pt").exists() and (tmp_path / "ddp" / "config.yaml").exists()
     # the same global batches (DistributedSampler split of the same permutation) and averaged
-    # gradients: the per-epoch training loss matches one process closely
+    # gradients: the per-epoch training loss matches one process closely. Not exactly: each rank's
+    # BatchNorm normalises its 4 images with their own statistics, one process all 8 (measured 3.3-3.7 %
+    # on this tiny run with the AU term, lambda 9); the weights below are the tighter check.
     for d, s in zip(ddp_rows, single.history):
-        assert float(d["train_loss"]) == pytest.approx(s["train_loss"], rel=0.03)
+        assert float(d["train_loss"]) == pytest.approx(s["train_loss"], rel=0.06)
     a, b = _params(tmp_path / "ddp" / "last.pt"), _params(single.last_checkpoint)
     diff = sum(((a[k] - b[k]) ** 2).sum() for k in a).sqrt()
     norm = sum((b[k] ** 2).sum() for k in b).sqrt()
