@@ -74,19 +74,20 @@ def run_demo(cfg: DemoConfig, console) -> dict:
 
     def train_run(au: bool):
         def fn():
-            from aucues.train.trainer import train
+            from aucues.train.experiment import train_variant
 
-            r = train(_train_config(cfg, p["data"], p["au" if au else "ce"], au), progress=True)
+            run_dir = p["au" if au else "ce"]
+            r = train_variant(_train_config(cfg, p["data"], run_dir, au), au, run_dir, progress=True)
             return {"best_checkpoint": str(r.best_checkpoint), "best_epoch": r.best_epoch,
                     "best_val_accuracy": r.best_val_accuracy}
         return fn
 
     def evaluate_run(which: str):
         def fn():
-            from aucues.train.evaluate import evaluate
+            from aucues.train.experiment import evaluate_variant
 
-            res = evaluate(p[which] / "best.pt", p["data"], "synthetic", split="test",
-                           plots_dir=p["eval"] / which, progress=True)
+            res = evaluate_variant(p[which] / "best.pt", _train_config(cfg, p["data"], p[which], which == "au"),
+                                   split="test", plots_dir=p["eval"] / which, progress=True)
             from aucues.io import atomic_write_json
 
             atomic_write_json(p["eval"] / f"{which}.json", res)

@@ -5,31 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-ROWS = (
-    ("CL (accuracy %)", lambda r: 100.0 * r["accuracy"]),
-    ("macro F1 %", lambda r: 100.0 * r["macro_f1"]),
-    ("ATT-COS layer 5", lambda r: r["att_cos"]["5"]),
-    ("ATT-COS layer 4", lambda r: r["att_cos"]["4"]),
-    ("CAM-COS (CAM)", lambda r: r["cam_cos"]),
-    ("CAM-COS (GradCAM)", lambda r: r["cam_cos_gradcam"]),
-    ("CAM-COS (GradCAM++)", lambda r: r["cam_cos_gradcampp"]),
-    ("CAM-COS (LayerCAM)", lambda r: r["cam_cos_layercam"]),
-)
-
-
-def table_rows(ce: dict, au: dict) -> list[tuple[str, float | None, float | None]]:
-    rows = []
-    for name, get in ROWS:
-        try:
-            a, b = get(ce), get(au)
-        except (KeyError, TypeError):
-            continue
-        rows.append((name, a, b))
-    return rows
-
-
-def _fmt(v) -> str:
-    return "n/a" if v is None or v != v else (f"{v:.2f}" if abs(v) > 1.5 else f"{v:.3f}")
+from aucues.train.experiment import change_rows, markdown_table
 
 
 def print_table(ce: dict, au: dict, console) -> None:
@@ -38,9 +14,8 @@ def print_table(ce: dict, au: dict, console) -> None:
     t = Table(title=f"Synthetic AU benchmark, test split ({au.get('n_images', '?')} images)")
     for c in ("metric", "CE only", "CE + AU loss", "change"):
         t.add_column(c, justify="right" if c != "metric" else "left")
-    for name, a, b in table_rows(ce, au):
-        d = None if a is None or b is None else b - a
-        t.add_row(name, _fmt(a), _fmt(b), ("+" if d and d > 0 else "") + _fmt(d))
+    for row in change_rows(ce, au):
+        t.add_row(*row)
     console.print(t)
 
 
@@ -56,10 +31,7 @@ def write_report(p: dict, ce: dict, au: dict, serve: dict | None, timings: dict,
              "The embedded default: a synthetic AU benchmark whose faces carry a class-correlated distractor "
              "outside every AU region. Two models with the same recipe and seed: cross-entropy only, and "
              "cross-entropy plus the AU alignment loss (layer-5 attention pulled toward the AU heatmap).", "",
-             "## Results (test split)", "", "| metric | CE only | CE + AU loss | change |", "|---|---:|---:|---:|"]
-    for name, a, b in table_rows(ce, au):
-        d = None if a is None or b is None else b - a
-        lines.append(f"| {name} | {_fmt(a)} | {_fmt(b)} | {('+' if d and d > 0 else '') + _fmt(d)} |")
+             "## Results (test split)", "", markdown_table(ce, au)]
     lines += ["", "ATT-COS and CAM-COS: cosine between the layer attention (or CAM of the true class) and the AU "
               "heatmap of the true label, averaged per class over the 6 expressions (Neutral excluded).", ""]
     figs = []

@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -53,42 +52,16 @@ def parse_args(argv=None):
 
 
 def time_steps(cfg, repeats: int) -> dict:
-    """Seconds per training step, CE-only vs CE + AU loss, on one fixed batch and one model
-    (interleaved rounds so that CPU contention hits both alike; medians)."""
-    import torch
-    from torch.utils.data import DataLoader
+    """Seconds per training step, CE-only vs CE + AU loss, on one batch of synthetic faces
+    (`aucues bench train`: interleaved rounds so that CPU contention hits both alike; medians)."""
+    from aucues.train.bench import run_train_bench
 
-    from aucues.train.data import collate
-    from aucues.train.loss import AUAlignmentLoss
-    from aucues.train.trainer import build_data, build_fer_model, build_optimizer, seed_everything
-
-    seed_everything(cfg.seed)
-    _, train_ds, _ = build_data(cfg)
-    batch = next(iter(DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=False, collate_fn=collate)))
-    model = build_fer_model(cfg, train_ds.transform.preprocess)
-    model.train()
-    opt, _ = build_optimizer(model, cfg)
-    losses = {"ce_only": AUAlignmentLoss(cfg.au_layers, cfg.au_lambda, enabled=False),
-              "au": AUAlignmentLoss(cfg.au_layers, cfg.au_lambda, enabled=True)}
-
-    def step(loss_fn):
-        t = time.perf_counter()
-        out = model(batch["image"])
-        parts = loss_fn(out, batch["label"], batch["au_map"], batch["valid"])
-        opt.zero_grad(set_to_none=True)
-        parts.total.backward()
-        opt.step()
-        return time.perf_counter() - t
-
-    for fn in losses.values():  # warm-up
-        step(fn)
-    times = {k: [] for k in losses}
-    for _ in range(repeats):
-        for k, fn in losses.items():
-            times[k].append(step(fn))
-    med = {k: statistics.median(v) for k, v in times.items()}
-    return {"batch": int(batch["n"]), "ce_only_s": round(med["ce_only"], 4), "au_s": round(med["au"], 4),
-            "ratio": round(med["au"] / med["ce_only"], 3)}
+    r = run_train_bench(backbone=cfg.backbone, image_size=cfg.image_size, batch_size=cfg.batch_size,
+                        layers=tuple(cfg.au_layers), lam=cfg.au_lambda, runs=repeats, warmup=1,
+                        seed=cfg.seed)
+    med = {row["variant"]: row["p50_ms"] / 1000.0 for row in r["rows"]}
+    return {"batch": cfg.batch_size, "ce_only_s": round(med["ce"], 4), "au_s": round(med["ce+au"], 4),
+            "ratio": round(med["ce+au"] / med["ce"], 3)}
 
 
 def run(args) -> dict:
@@ -96,8 +69,7 @@ def run(args) -> dict:
 
     from aucues.synth import synthesize
     from aucues.train.config import TrainConfig
-    from aucues.train.evaluate import evaluate
-    from aucues.train.trainer import train
+    from aucues.train.experiment import compare
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -117,28 +89,10 @@ def run(args) -> dict:
               "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                           "platform": platform.platform(), "load_avg_start": os.getloadavg()},
               "runs": {}}
-    for name, au in (("ce_only", False), ("au", True)):
-        cfg = TrainConfig(**common, au_loss=au, out=str(out / name)).validate()
-        for f in ("last.pt", "best.pt"):
-            (out / name / f).unlink(missing_ok=True)
-        t0 = time.time()
-        res = train(cfg, progress=not args.quiet)
-        train_s = time.time() - t0
-        t0 = time.time()
-        ev = evaluate(res.best_checkpoint, str(synth_dir), "synthetic", split="test",
-                      plots_dir=out / name / "plots", batch_size=32, progress=not args.quiet)
-        report["runs"][name] = {"train_s": round(train_s, 1), "eval_s": round(time.time() - t0, 1),
-                                "best_epoch": res.best_epoch, "history": res.history, "test": ev}
-    cfg = TrainConfig(**common, au_loss=True, out=str(out / "au")).validate()
-    report["step_time"] = time_steps(cfg, args.step_repeats)
-    ce, au = report["runs"]["ce_only"]["test"], report["runs"]["au"]["test"]
-    report["deltas"] = {
-        "accuracy": round(au["accuracy"] - ce["accuracy"], 4),
-        "att_cos_5": round(au["att_cos"]["5"] - ce["att_cos"]["5"], 4),
-        "cam_cos": round(au["cam_cos"] - ce["cam_cos"], 4),
-        **{f"cam_cos_{m}": round(au[f"cam_cos_{m}"] - ce[f"cam_cos_{m}"], 4)
-           for m in ("gradcam", "gradcampp", "layercam")},
-    }
+    base = TrainConfig(**common, out=str(out)).validate()
+    result = compare(base, out, split="test", progress=not args.quiet)
+    report["runs"], report["deltas"] = result["runs"], result["deltas"]
+    report["step_time"] = time_steps(base, args.step_repeats)
     d = report["deltas"]
     report["targets"] = {
         "att_cos_5": {"goal": f">= +{TARGETS['att_cos_5_gain']}", "met": d["att_cos_5"] >= TARGETS["att_cos_5_gain"]},
@@ -154,22 +108,12 @@ def run(args) -> dict:
 
 
 def markdown(r: dict) -> str:
+    from aucues.train.experiment import markdown_table
+
     ce, au = r["runs"]["ce_only"]["test"], r["runs"]["au"]["test"]
     st = r["settings"]
 
-    def f(v, pct=False):
-        return "n/a" if v is None else (f"{100 * v:.2f}%" if pct else f"{v:.3f}")
-
-    rows = [("accuracy (CL)", f(ce["accuracy"], True), f(au["accuracy"], True), f"{100 * r['deltas']['accuracy']:+.2f} pt"),
-            ("macro F1", f(ce["macro_f1"]), f(au["macro_f1"]), f"{au['macro_f1'] - ce['macro_f1']:+.3f}")]
-    for layer in ("1", "2", "3", "4", "5"):
-        rows.append((f"ATT-COS layer {layer}", f(ce["att_cos"][layer]), f(au["att_cos"][layer]),
-                     f"{au['att_cos'][layer] - ce['att_cos'][layer]:+.3f}"))
-    for key, name in (("cam_cos", "CAM"), ("cam_cos_gradcam", "GradCAM"), ("cam_cos_gradcampp", "GradCAM++"),
-                      ("cam_cos_layercam", "LayerCAM")):
-        rows.append((f"CAM-COS {name}", f(ce[key]), f(au[key]), f"{au[key] - ce[key]:+.3f}"))
-    table = "| metric (test split) | CE only | CE + AU loss | change |\n|---|---|---|---|\n"
-    table += "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
+    table = markdown_table(ce, au, "metric (test split)")
     t = r["targets"]
     tgt = "\n".join(f"- {k}: goal {v['goal']} -> **{'met' if v['met'] else 'missed'}**" for k, v in t.items())
     s = r["step_time"]
