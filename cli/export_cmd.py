@@ -13,35 +13,20 @@ VERIFY_FAILED = 2
 
 
 def _yaml(path: Optional[Path]) -> dict:
-    if path is None:
-        return {}
-    import yaml
+    from aucues.config_file import read_yaml_mapping
 
-    from aucues.errors import AucuesError
-
-    if not path.is_file():
-        raise AucuesError(f"{path}: no such config file")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise AucuesError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise AucuesError(f"{path}: expected a mapping of export settings")
-    return data
+    return {} if path is None else read_yaml_mapping(path, "export config file")
 
 
 def _merge(cls, yaml_values: dict, flags: dict):
     """dataclass defaults <- YAML <- flags given on the command line (None = not given)."""
     import dataclasses
 
+    from aucues.config_file import check_known_keys, layered
     from aucues.errors import AucuesError
 
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(yaml_values) - known
-    if unknown:
-        raise AucuesError(f"unknown {cls.__name__} keys: {', '.join(sorted(unknown))}")
-    values = dict(yaml_values)
-    values.update({k: v for k, v in flags.items() if v is not None})
+    check_known_keys(yaml_values, [f.name for f in dataclasses.fields(cls)], f"{cls.__name__} settings")
+    values = layered({}, yaml_values, flags)
     if "tolerances" in values and isinstance(values["tolerances"], dict):
         from aucues.export.config import Tolerances
 

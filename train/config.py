@@ -176,47 +176,31 @@ def _coerce(cfg: TrainConfig, key: str, typ: str) -> None:
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """A config file -> dict of TrainConfig keys (unknown keys and bad YAML: one-line error)."""
-    import yaml
+    from aucues.config_file import read_yaml_mapping
 
-    p = Path(path)
-    if not p.is_file():
-        raise AucuesError(f"config file {p} not found")
-    try:
-        d = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        line = getattr(getattr(e, "problem_mark", None), "line", None)
-        where = f" (line {line + 1})" if line is not None else ""
-        raise AucuesError(f"config file {p}: invalid YAML{where}") from None
-    if not isinstance(d, dict):
-        raise AucuesError(f"config file {p}: expected a mapping of keys to values")
-    check_keys(d, f"config file {p}")
+    d = read_yaml_mapping(path)
+    check_keys(d, f"config file {path}")
     return d
 
 
 def check_keys(d: dict, where: str) -> None:
-    unknown = sorted(set(d) - set(_TYPES))
-    if unknown:
-        import difflib
+    from aucues.config_file import check_known_keys
 
-        hints = []
-        for k in unknown:
-            close = difflib.get_close_matches(str(k), list(_TYPES), n=1)
-            hints.append(f"{k} (did you mean {close[0]}?)" if close else str(k))
-        raise AucuesError(f"{where}: unknown key(s): {', '.join(hints)}")
+    check_known_keys(d, _TYPES, where)
 
 
 def resolve_config(file: str | Path | None = None, overrides: dict[str, Any] | None = None,
                    base: TrainConfig | None = None) -> TrainConfig:
     """Dataclass defaults <- YAML file <- overrides (CLI flags; None values mean 'not given')."""
-    d = (base or TrainConfig()).to_dict()
+    from aucues.config_file import layered
+
+    file_values = {}
     if file:
         from aucues.recipes import recipe_path
 
-        d.update(load_yaml(recipe_path(file)))
-    over = {k: v for k, v in (overrides or {}).items() if v is not None}
-    check_keys(over, "options")
-    d.update(over)
-    return TrainConfig(**d).validate()
+        file_values = load_yaml(recipe_path(file))
+    check_keys({k: v for k, v in (overrides or {}).items() if v is not None}, "options")
+    return TrainConfig(**layered((base or TrainConfig()).to_dict(), file_values, overrides or {})).validate()
 
 
 def config_from_dict(d: dict[str, Any]) -> TrainConfig:
