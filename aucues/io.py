@@ -166,15 +166,6 @@ def peek_size(buf) -> tuple[str, int, int]:
     return "", 0, 0
 
 
-def _peek_size(buf: np.ndarray) -> tuple[bool, int, int]:
-    """Kept for callers of the old form: (known, width, height)."""
-    try:
-        fmt, w, h = peek_size(buf)
-    except AucuesError:
-        return False, 0, 0
-    return bool(fmt), w, h
-
-
 # Files read as whole images/inputs larger than this are refused before they are read.
 MAX_FILE_BYTES = 200 * 1024 * 1024
 

@@ -25,33 +25,15 @@ SUPPORTED_FORMATS = "JPEG, PNG, BMP, WebP"
 # ---------------------------------------------------------------------------------------------------
 # Input checks: cheap, before any decoding
 
-def sniff_image(buf: bytes) -> tuple[str, int, int]:
-    """(format, width, height) from the first bytes; width/height 0 when the header does not say.
-    Raises AucuesError for anything that is not JPEG, PNG, BMP or WebP."""
-    b = buf[:64]
-    if b[:3] == b"\xff\xd8\xff":
-        return "jpeg", 0, 0  # size: aucues.io reads the SOF marker
-    if b[:8] == b"\x89PNG\r\n\x1a\n":
-        if len(b) < 24:
-            raise AucuesError("truncated PNG header")
-        return "png", int.from_bytes(b[16:20], "big"), int.from_bytes(b[20:24], "big")
-    if b[:2] == b"BM":
-        if len(b) < 26:
-            raise AucuesError("truncated BMP header")
-        w = int.from_bytes(b[18:22], "little", signed=True)
-        h = int.from_bytes(b[22:26], "little", signed=True)
-        return "bmp", abs(w), abs(h)
-    if b[:4] == b"RIFF" and b[8:12] == b"WEBP":
-        chunk = b[12:16]
-        if chunk == b"VP8X" and len(b) >= 30:
-            return "webp", 1 + int.from_bytes(b[24:27], "little"), 1 + int.from_bytes(b[27:30], "little")
-        if chunk == b"VP8 " and len(b) >= 30:
-            return "webp", int.from_bytes(b[26:28], "little") & 0x3FFF, int.from_bytes(b[28:30], "little") & 0x3FFF
-        if chunk == b"VP8L" and len(b) >= 25:
-            v = int.from_bytes(b[21:25], "little")
-            return "webp", (v & 0x3FFF) + 1, ((v >> 14) & 0x3FFF) + 1
-        return "webp", 0, 0
-    raise AucuesError(f"not an image in a supported format ({SUPPORTED_FORMATS})")
+def sniff_image(buf) -> tuple[str, int, int]:
+    """(format, width, height) from the header actually present (aucues.io.peek_size: every JPEG SOF,
+    PNG IHDR, WebP, BMP). Raises AucuesError for anything that is not JPEG, PNG, BMP or WebP."""
+    from aucues.io import peek_size
+
+    fmt, w, h = peek_size(buf)
+    if not fmt:
+        raise AucuesError(f"not an image in a supported format ({SUPPORTED_FORMATS})")
+    return fmt, w, h
 
 
 def check_encoded(data, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -69,13 +51,11 @@ def check_encoded(data, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise AucuesError("empty input: no image bytes")
     if buf.size > MAX_BYTES:
         raise AucuesError(f"encoded image is {buf.size} bytes, over the {MAX_BYTES} byte limit")
-    sniff_image(buf[:64].tobytes())  # a supported format at all
-    from aucues.io import check_size, peek_size
+    from aucues.io import check_size
 
-    # the size the header really declares (every JPEG SOF, PNG IHDR, WebP, BMP), before decoding
-    fmt, w, h = peek_size(buf)
-    if fmt:
-        check_size(w, h, "image", max_pixels)
+    # a supported format, and the size its header really declares, before decoding
+    fmt, w, h = sniff_image(buf)
+    check_size(w, h, "image", max_pixels)
     return buf
 
 
