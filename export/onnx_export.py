@@ -159,54 +159,35 @@ def _serialize(model) -> bytes:
         raise AucuesError(f"model too large for a single ONNX file ({e})") from None
 
 
-def export_onnx(model_or_checkpoint, out: str | os.PathLike, cfg: ExportConfig | None = None,
-                progress: Callable[[str], None] | None = None) -> ExportReport:
-    """Export, verify and write `out` (+ `<name>.report.json`). Never raises for a verification
-    failure: the file is written with metadata verified=false and `report.verified` is False."""
-    import onnx
-    import torch
-
-    from aucues.io import atomic_write_bytes
-    from aucues.export.metadata import build_metadata, set_metadata
-    from aucues.export.verify import verify_onnx
-    from aucues.export.wrapper import ExportWrapper
-
-    cfg = cfg or ExportConfig()
-    step = progress or (lambda _msg: None)
-    out = Path(out)
+def _check_output_path(out: Path) -> None:
+    """Fail before minutes of export work, not at the final write."""
     if out.suffix.lower() != ".onnx":
         raise AucuesError(f"{out}: the output file should end in .onnx")
     if out.is_dir():
         raise AucuesError(f"{out}: is a directory")
-    try:  # fail before minutes of export work, not at the final write
+    try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise AucuesError(f"cannot create {out.parent}: {e.strerror or e}") from None
     if not os.access(out.parent, os.W_OK):
         raise AucuesError(f"{out.parent}: not writable")
-    timings: dict[str, float] = {}
-    t_start = time.perf_counter()
 
-    step("loading model")
+
+@contextmanager
+def _timed(timings: dict[str, float], key: str):
     t = time.perf_counter()
-    model, info, ckpt, sha = load_source(model_or_checkpoint)
-    timings["load"] = time.perf_counter() - t
-    pre = model.preprocess
-    layers = tuple(cfg.layers) if cfg.outputs == "all" else ()
-    wrapper = ExportWrapper(model, cfg.outputs, layers)
-    names = wrapper.output_names
-    size = pre.image_size
-    shapes = model.layer_shapes(size)
+    yield
+    timings[key] = time.perf_counter() - t
 
-    report = ExportReport(path=str(out), exporter=cfg.exporter, opset=int(cfg.opset), outputs=names,
-                          simplified=cfg.simplify, fp16=cfg.fp16, checkpoint=ckpt, checkpoint_sha256=sha,
-                          config=cfg.to_dict(), tolerances=cfg.resolved_tolerances.to_dict())
 
-    with tempfile.TemporaryDirectory(prefix="aucues-export-") as tmp:
-        raw = os.path.join(tmp, "raw.onnx")
-        step(f"exporting with {cfg.exporter}")
-        t = time.perf_counter()
-        example = torch.randn(EXAMPLE_BATCH, 3, size, size, generator=torch.Generator().manual_seed(cfg.seed))
+def _build_graph(wrapper, example, raw: str, cfg: ExportConfig, names, timings, step):
+    """Trace with the chosen exporter, then onnxslim and fp16 as configured; names and the dynamic
+    batch are checked after every rewrite."""
+    import onnx
+    import torch
+
+    step(f"exporting with {cfg.exporter}")
+    with _timed(timings, "export"):
         try:
             with _quiet(), torch.no_grad():
                 EXPORTER_FUNCS[cfg.exporter](wrapper, example, raw, names, int(cfg.opset))
@@ -218,56 +199,92 @@ def export_onnx(model_or_checkpoint, out: str | os.PathLike, cfg: ExportConfig |
                               f"{'torchscript' if cfg.exporter == 'dynamo' else 'dynamo'})") from None
         proto = onnx.load(raw)
         _check_names_and_batch(proto, names)
-        timings["export"] = time.perf_counter() - t
-
-        if cfg.simplify:
-            step("simplifying (onnxslim)")
-            t = time.perf_counter()
+    if cfg.simplify:
+        step("simplifying (onnxslim)")
+        with _timed(timings, "simplify"):
             proto = _simplify(proto)
             _check_names_and_batch(proto, names)
-            timings["simplify"] = time.perf_counter() - t
-        if cfg.fp16:
-            step("converting to fp16")
-            t = time.perf_counter()
+    if cfg.fp16:
+        step("converting to fp16")
+        with _timed(timings, "fp16"):
             proto = _to_fp16(proto)
-            timings["fp16"] = time.perf_counter() - t
+    return proto
 
+
+def _verify(candidate: str, wrapper, names, pre, cfg: ExportConfig, report: ExportReport, timings, step) -> None:
+    """ORT on the candidate file against the PyTorch wrapper (docs/export.md); results into `report`."""
+    import torch
+
+    from aucues.export.verify import verify_onnx
+
+    if not cfg.verify:
+        report.notes.append("verification skipped (verify=False)")
+        return
+    step("verifying (onnx.checker, ONNX Runtime vs PyTorch)")
+
+    def reference(x):
+        with torch.no_grad():
+            y = wrapper(torch.from_numpy(x))
+        return [v.numpy() for v in (y if isinstance(y, tuple) else (y,))]
+
+    with _timed(timings, "verify"):
+        res = verify_onnx(candidate, reference, names, pre, cfg.batch, cfg.resolved_tolerances, cfg.seed)
+    report.verified, report.failures, report.checker = res.ok, res.failures, res.checker
+    report.errors, report.batch_sizes, report.notes = res.errors, res.batch_sizes, res.notes
+    timings.update({f"verify.{k}": v for k, v in res.timings_s.items()})
+
+
+def export_onnx(model_or_checkpoint, out: str | os.PathLike, cfg: ExportConfig | None = None,
+                progress: Callable[[str], None] | None = None) -> ExportReport:
+    """Export, verify and write `out` (+ `<name>.report.json`). Never raises for a verification
+    failure: the file is written with metadata verified=false and `report.verified` is False."""
+    import torch
+
+    from aucues.io import atomic_write_bytes
+    from aucues.export.metadata import build_metadata, set_metadata
+    from aucues.export.wrapper import ExportWrapper
+
+    cfg = cfg or ExportConfig()
+    step = progress or (lambda _msg: None)
+    out = Path(out)
+    _check_output_path(out)
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+
+    step("loading model")
+    with _timed(timings, "load"):
+        model, info, ckpt, sha = load_source(model_or_checkpoint)
+    pre = model.preprocess
+    layers = tuple(cfg.layers) if cfg.outputs == "all" else ()
+    wrapper = ExportWrapper(model, cfg.outputs, layers)
+    names = wrapper.output_names
+    size = pre.image_size
+    shapes = model.layer_shapes(size)
+    report = ExportReport(path=str(out), exporter=cfg.exporter, opset=int(cfg.opset), outputs=names,
+                          simplified=cfg.simplify, fp16=cfg.fp16, checkpoint=ckpt, checkpoint_sha256=sha,
+                          config=cfg.to_dict(), tolerances=cfg.resolved_tolerances.to_dict())
+
+    with tempfile.TemporaryDirectory(prefix="aucues-export-") as tmp:
+        example = torch.randn(EXAMPLE_BATCH, 3, size, size, generator=torch.Generator().manual_seed(cfg.seed))
+        proto = _build_graph(wrapper, example, os.path.join(tmp, "raw.onnx"), cfg, names, timings, step)
         proto.producer_name, proto.producer_version = "aucues", _version()
         proto.doc_string = f"aucues FER model ({model.config.backbone}); metadata key 'aucues'"
-        exported_pre = _replace_layers(pre, layers)
         meta = build_metadata(
-            preprocess=exported_pre, model_config=model.config.to_dict(), outputs=names,
+            preprocess=_replace_layers(pre, layers), model_config=model.config.to_dict(), outputs=names,
             layers={k: shapes[k] for k in layers}, cam_size=shapes[5] if "cam" in names else None,
             au=au_info(info), checkpoint_sha256=sha, exporter=cfg.exporter, opset=int(cfg.opset),
             fp16=cfg.fp16, simplified=cfg.simplify, verified=False)
         set_metadata(proto, meta)
         candidate = os.path.join(tmp, "candidate.onnx")
         Path(candidate).write_bytes(_serialize(proto))
-
-        if cfg.verify:
-            step("verifying (onnx.checker, ONNX Runtime vs PyTorch)")
-            t = time.perf_counter()
-
-            def reference(x):
-                with torch.no_grad():
-                    y = wrapper(torch.from_numpy(x))
-                return [v.numpy() for v in (y if isinstance(y, tuple) else (y,))]
-
-            res = verify_onnx(candidate, reference, names, pre, cfg.batch, cfg.resolved_tolerances, cfg.seed)
-            timings["verify"] = time.perf_counter() - t
-            report.verified, report.failures, report.checker = res.ok, res.failures, res.checker
-            report.errors, report.batch_sizes, report.notes = res.errors, res.batch_sizes, res.notes
-            timings.update({f"verify.{k}": v for k, v in res.timings_s.items()})
-        else:
-            report.notes.append("verification skipped (verify=False)")
+        _verify(candidate, wrapper, names, pre, cfg, report, timings, step)
 
         meta["verified"] = report.verified
         set_metadata(proto, meta)
         step(f"writing {out}")
-        t = time.perf_counter()
-        data = _serialize(proto)
-        atomic_write_bytes(out, data)
-        timings["write"] = time.perf_counter() - t
+        with _timed(timings, "write"):
+            data = _serialize(proto)
+            atomic_write_bytes(out, data)
 
     report.file_size_bytes = len(data)
     report.shapes = {o.name: _dims(o) for o in proto.graph.output}
