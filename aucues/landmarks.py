@@ -143,7 +143,7 @@ def _check_image(image: np.ndarray) -> np.ndarray:
 
 
 def _to_ibug68(mesh: np.ndarray) -> np.ndarray:
-    """68 iBUG points of a (468, 2) mesh in image px; the fixed map if the outline cannot be built."""
+    """68 iBUG points of a (468, 3) mesh in image px; the fixed map if the outline cannot be built."""
     from aucues.mesh_to_ibug68 import ibug68_from_mesh
 
     try:
@@ -152,7 +152,7 @@ def _to_ibug68(mesh: np.ndarray) -> np.ndarray:
             return pts
     except Exception:  # a degenerate mesh (no outline contour): keep the face with the fixed map
         pass
-    return mesh[list(MP468_TO_IBUG68)]
+    return mesh[list(MP468_TO_IBUG68), :2]
 
 
 class FaceLandmarker:
@@ -230,13 +230,15 @@ class FaceLandmarker:
             res = self._mesh.process(crop)
             best, best_d = None, None
             for lm in res.multi_face_landmarks or []:
-                mesh = np.array([(p.x, p.y) for p in lm.landmark], np.float64) * MESH_CROP
-                d = float(np.hypot(*(mesh[list(MP468_TO_IBUG68)].mean(0) - MESH_CROP / 2)))
+                # x, y, z in crop px (MediaPipe's z has roughly the scale of x; depth, camera side < 0)
+                mesh = np.array([(p.x, p.y, p.z) for p in lm.landmark], np.float64) * MESH_CROP
+                d = float(np.hypot(*(mesh[list(MP468_TO_IBUG68), :2].mean(0) - MESH_CROP / 2)))
                 if best_d is None or d < best_d:
                     best, best_d = mesh, d
             # The face we want is centred in the crop; a mesh face far from the centre is a neighbour.
             if best is not None and best_d < 0.5 * MESH_CROP / scale:
-                return _to_ibug68((best - m[:, 2]) / k).astype(np.float32)
+                best[:, :2] -= m[:, 2]
+                return _to_ibug68(best / k).astype(np.float32)
         return None
 
     def detect(self, image_rgb: np.ndarray) -> list[Face]:
