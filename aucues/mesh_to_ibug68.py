@@ -15,13 +15,19 @@ not tied to one place on the skin:
 - **Brows 17-26 follow the upper edge of the brow**, tail (17, 26) to head (21, 22), equally spaced.
   The mesh's upper brow row (70-63-105-66-107) is that edge; the head of the brow is the inner end of
   the brow, between the upper and lower rows' inner vertices (107/55), so the polyline ends there.
-- **Eyes, lips, nose**: each iBUG group is a set of points equally spaced along one anatomical contour
-  between two corner points (eye corners, lip corners, nasion to nose tip, one alar base to the other),
-  so each is resampled by arc length along the mesh's own dense contour for that feature instead of
-  picking the nearest mesh vertex (the mesh's contours have 8-11 vertices, unevenly spaced).
+- **Eyes and nose bridge**: iBUG's lid points 37/38 and 40/41 sit at a third and two thirds of each
+  lid between the corners, and 28/29 evenly between the nasion (27) and the nose tip (30), so they
+  are resampled by arc length along the mesh's dense lid and bridge contours (8-9 unevenly spaced
+  vertices) instead of taking the nearest vertex.
+- **Lips and nostrils stay fixed vertices**: each of those iBUG points is an anatomical place (lip
+  corners, cupid's-bow peaks, lip centres, alar bases, subnasale) to which a mesh vertex is anchored
+  too; arc-length resampling moved the lip centres toward the near side of turned faces (measured:
+  twice as far from dlib).
 
-All of it is a few polylines and one rasterisation per face (about 1 ms); any failure of the outline
-(degenerate mesh) falls back to the fixed map, so a face MediaPipe finds is never dropped.
+Spacing is measured in the image (x, y), as iBUG points are annotated in the picture (resampling in
+3D with the mesh's z was measured further from dlib for the brows). One rasterisation per face
+(~5 ms at 256 px); any failure falls back to the fixed map in aucues.landmarks, so a face MediaPipe
+finds is never dropped.
 """
 
 from __future__ import annotations
@@ -30,8 +36,6 @@ import numpy as np
 
 # Mesh polylines (MediaPipe canonical face-mesh vertex ids, from mediapipe's face_mesh_connections),
 # "right" = the subject's right = image left on a frontal face, as in iBUG.
-OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
-        148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 JAW_ENDS = (127, 356)   # ear-level oval vertices (nearest mesh vertices to iBUG 0 and 16)
 CHIN = 152
 # Brow upper edge, tail -> head, plus the head's lower inner vertex (the head point is their middle).
@@ -43,8 +47,8 @@ EYE_R_UP = (33, 246, 161, 160, 159, 158, 157, 173, 133)
 EYE_R_LO = (33, 7, 163, 144, 145, 153, 154, 155, 133)
 EYE_L_UP = (263, 466, 388, 387, 386, 385, 384, 398, 362)
 EYE_L_LO = (263, 249, 390, 373, 374, 380, 381, 382, 362)
-# Nose bridge (nasion 168 to the tip 4; iBUG 30 is the tip's most forward point, dlib agrees with 4)
-# and the lower nose edge from the right alar base through the subnasale (2) to the left one.
+# Nose bridge from the nasion (168) to the tip (4: the vertex nearest dlib's 30 on 14 of 18 faces
+# measured), and the lower nose edge: right alar base, subnasale (2), left alar base.
 NOSE_BRIDGE = (168, 6, 197, 195, 5, 4)
 NOSE_LOW = (75, 97, 2, 326, 305)
 # Lips, iBUG order 48-67: fixed vertices. Every iBUG lip point is an anatomical place (corners, the
@@ -129,8 +133,17 @@ def _brow(xy: np.ndarray, upper: tuple[int, ...], head_low: int) -> np.ndarray:
 
 
 def _eye(xy: np.ndarray, up: tuple[int, ...], lo: tuple[int, ...]) -> np.ndarray:
-    """iBUG eye order: outer corner, 2 upper-lid points, inner corner, 2 lower-lid points (inner first)."""
-    u, l_ = resample(xy[list(up)], 4), resample(xy[list(lo)], 4)
+    """iBUG eye order: outer corner, 2 upper-lid points, inner corner, 2 lower-lid points (inner first).
+
+    A corner is where the lids meet: the centroid of the mesh's corner vertex and the first vertex of
+    each lid. The corner vertex alone (33, 133, 263, 362) sits at the skin fold beyond it: both of
+    dlib's models, trained on different annotations (iBUG 300-W's 68 points and dlib's own 5-point
+    set), put the corners ~0.02 of the outer-eye distance inside it (docs/au_maps.md).
+    """
+    u, l_ = xy[list(up)].copy(), xy[list(lo)].copy()
+    for end, nxt in ((0, 1), (-1, -2)):
+        u[end] = l_[end] = (xy[up[end]] + xy[up[nxt]] + xy[lo[nxt]]) / 3
+    u, l_ = resample(u, 4), resample(l_, 4)
     return np.stack([u[0], u[1], u[2], u[3], l_[2], l_[1]])
 
 
