@@ -31,8 +31,8 @@ import numpy as np
 from aucues.errors import AucuesError
 
 # ENVIRONMENT.md's single-index 468 -> iBUG-68 map: the fallback of aucues.mesh_to_ibug68 (which
-# halves its distance to dlib's jaw and brows; docs/au_maps.md). The jaw is its least exact part:
-# fixed vertices cannot follow the outline of a turned face.
+# halves the jaw's distance to dlib's points and cuts the brows' by a third; docs/au_maps.md). The jaw
+# is its least exact part: fixed vertices cannot follow the outline of a turned face.
 MP468_TO_IBUG68: tuple[int, ...] = (
     # jaw 0-16
     127, 234, 93, 132, 58, 136, 150, 176, 152, 400, 379, 365, 397, 361, 323, 454, 356,
@@ -230,7 +230,8 @@ class FaceLandmarker:
             res = self._mesh.process(crop)
             best, best_d = None, None
             for lm in res.multi_face_landmarks or []:
-                # x, y, z in crop px (MediaPipe's z has roughly the scale of x; depth, camera side < 0)
+                # x, y, z in crop px (MediaPipe's z has roughly the scale of x; camera side < 0). The
+                # mapping uses x, y; z travels along so that the mesh stays a 3D shape (tests turn it).
                 mesh = np.array([(p.x, p.y, p.z) for p in lm.landmark], np.float64) * MESH_CROP
                 d = float(np.hypot(*(mesh[list(MP468_TO_IBUG68), :2].mean(0) - MESH_CROP / 2)))
                 if best_d is None or d < best_d:

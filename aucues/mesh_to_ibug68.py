@@ -138,7 +138,7 @@ def _eye(xy: np.ndarray, up: tuple[int, ...], lo: tuple[int, ...]) -> np.ndarray
     A corner is where the lids meet: the centroid of the mesh's corner vertex and the first vertex of
     each lid. The corner vertex alone (33, 133, 263, 362) sits at the skin fold beyond it: both of
     dlib's models, trained on different annotations (iBUG 300-W's 68 points and dlib's own 5-point
-    set), put the corners ~0.02 of the outer-eye distance inside it (docs/au_maps.md).
+    set), put the corners 0.01-0.04 of the outer-eye distance inside it (docs/au_maps.md).
     """
     u, l_ = xy[list(up)].copy(), xy[list(lo)].copy()
     for end, nxt in ((0, 1), (-1, -2)):
