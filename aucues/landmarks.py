@@ -11,7 +11,9 @@ Pipeline per image (ENVIRONMENT.md explains why):
    resampled to MESH_CROP px (small faces are upscaled). The mesh's own short-range detector then
    sees one large face; the mesh face nearest the crop centre is kept, which also rejects the
    detector's false positives (no mesh face -> no Face).
-4. The 468 mesh points are mapped to iBUG-68 with MP468_TO_IBUG68 and back to image pixels.
+4. The 468 mesh points go back to image pixels and are mapped to iBUG-68 by their definitions
+   (aucues.mesh_to_ibug68: the jaw is the visible face outline, brows their upper edge, ...); should
+   that ever fail, the fixed index map MP468_TO_IBUG68 is used, so no face MediaPipe finds is lost.
 
 The MediaPipe graphs are built once per FaceLandmarker and reused; mediapipe is imported lazily.
 """
@@ -28,8 +30,9 @@ import numpy as np
 
 from aucues.errors import AucuesError
 
-# ENVIRONMENT.md's single-index 468 -> iBUG-68 map (matches dlib's 68 points to ~6% of the outer-eye
-# distance; the jaw is the least exact because the mesh has no jaw-line contour as such).
+# ENVIRONMENT.md's single-index 468 -> iBUG-68 map: the fallback of aucues.mesh_to_ibug68 (which
+# halves the jaw's distance to dlib's points and cuts the brows' by a third; docs/au_maps.md). The jaw
+# is its least exact part: fixed vertices cannot follow the outline of a turned face.
 MP468_TO_IBUG68: tuple[int, ...] = (
     # jaw 0-16
     127, 234, 93, 132, 58, 136, 150, 176, 152, 400, 379, 365, 397, 361, 323, 454, 356,
@@ -139,6 +142,19 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+def _to_ibug68(mesh: np.ndarray) -> np.ndarray:
+    """68 iBUG points of a (468, 3) mesh in image px; the fixed map if the outline cannot be built."""
+    from aucues.mesh_to_ibug68 import ibug68_from_mesh
+
+    try:
+        pts = ibug68_from_mesh(mesh)
+        if pts.shape == (68, 2) and np.isfinite(pts).all():
+            return pts
+    except Exception:  # a degenerate mesh (no outline contour): keep the face with the fixed map
+        pass
+    return mesh[list(MP468_TO_IBUG68), :2]
+
+
 class FaceLandmarker:
     """Every face of an RGB image with 68 landmarks, largest first. Reusable; close() when done."""
 
@@ -214,14 +230,16 @@ class FaceLandmarker:
             res = self._mesh.process(crop)
             best, best_d = None, None
             for lm in res.multi_face_landmarks or []:
-                pts = np.array([(p.x, p.y) for p in lm.landmark], np.float64)[list(MP468_TO_IBUG68)]
-                pts *= MESH_CROP
-                d = float(np.hypot(*(pts.mean(0) - MESH_CROP / 2)))
+                # x, y, z in crop px (MediaPipe's z has roughly the scale of x; camera side < 0). The
+                # mapping uses x, y; z travels along so that the mesh stays a 3D shape (tests turn it).
+                mesh = np.array([(p.x, p.y, p.z) for p in lm.landmark], np.float64) * MESH_CROP
+                d = float(np.hypot(*(mesh[list(MP468_TO_IBUG68), :2].mean(0) - MESH_CROP / 2)))
                 if best_d is None or d < best_d:
-                    best, best_d = pts, d
+                    best, best_d = mesh, d
             # The face we want is centred in the crop; a mesh face far from the centre is a neighbour.
             if best is not None and best_d < 0.5 * MESH_CROP / scale:
-                return ((best - m[:, 2]) / k).astype(np.float32)
+                best[:, :2] -= m[:, 2]
+                return _to_ibug68(best / k).astype(np.float32)
         return None
 
     def detect(self, image_rgb: np.ndarray) -> list[Face]:
