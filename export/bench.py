@@ -295,7 +295,7 @@ def run_model_bench(*, checkpoint: str | Path | None = None, onnx: str | Path | 
     rng = np.random.default_rng(cfg.seed)
     rows, timings = [], {}
     for bs in cfg.batch_sizes:
-        x = rng.standard_normal((bs, 3, size, size), dtype=np.float32)  # one input array for every backend
+        x = rng.standard_normal((bs, model.preprocess.channels, size, size), dtype=np.float32)  # one input array for every backend
         fns = {name: make(x) for name, make in backends.factories.items()}
         step(f"batch {bs}: warm-up ({', '.join(fns)})")
         runs, first = _runs_for(fns, cfg)

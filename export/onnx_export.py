@@ -265,7 +265,7 @@ def export_onnx(model_or_checkpoint, out: str | os.PathLike, cfg: ExportConfig |
                           config=cfg.to_dict(), tolerances=cfg.resolved_tolerances.to_dict())
 
     with tempfile.TemporaryDirectory(prefix="aucues-export-") as tmp:
-        example = torch.randn(EXAMPLE_BATCH, 3, size, size, generator=torch.Generator().manual_seed(cfg.seed))
+        example = torch.randn(EXAMPLE_BATCH, pre.channels, size, size, generator=torch.Generator().manual_seed(cfg.seed))
         proto = _build_graph(wrapper, example, os.path.join(tmp, "raw.onnx"), cfg, names, timings, step)
         proto.producer_name, proto.producer_version = "aucues", _version()
         proto.doc_string = f"aucues FER model ({model.config.backbone}); metadata key 'aucues'"

@@ -113,13 +113,13 @@ def _onnx_input(onnx_path: Path) -> tuple[int, int, object]:
         raise AucuesError(f"{onnx_path}: no input named 'image' (export it with `aucues export`)")
     dims = [d.dim_param or d.dim_value for d in ins[0].type.tensor_type.shape.dim]
     if len(dims) != 4 or not isinstance(dims[2], int) or not isinstance(dims[3], int) or not dims[2]:
-        raise AucuesError(f"{onnx_path}: input 'image' has shape {dims}, expected (batch, 3, H, W)")
+        raise AucuesError(f"{onnx_path}: input 'image' has shape {dims}, expected (batch, C, H, W)")
     if isinstance(dims[0], int) and dims[0] > 0:
         raise AucuesError(f"{onnx_path}: batch dimension is fixed at {dims[0]}; re-export with a dynamic batch")
     try:
         pre = PreprocessConfig.from_dict(metadata_from_model(model, str(onnx_path))["preprocess"])
     except AucuesError:
-        pre = PreprocessConfig(image_size=int(dims[2]))
+        pre = PreprocessConfig(image_size=int(dims[2]), channels=dims[1] if dims[1] in (1, 3) else 3)
     return int(dims[2]), int(dims[3]), pre
 
 
@@ -199,7 +199,8 @@ def build_engine(onnx_path: str | Path, out: str | Path, cfg: EngineConfig | Non
     elif hasattr(trt.BuilderFlag, "TF32"):
         config.clear_flag(trt.BuilderFlag.TF32)  # fp32 engines match ONNX Runtime to ~1e-5, not ~1e-3
     profile = builder.create_optimization_profile()
-    profile.set_shape("image", (cfg.min_batch, 3, h, w), (cfg.opt_batch, 3, h, w), (cfg.max_batch, 3, h, w))
+    c = pre.channels  # 1 for a grayscale model (PreprocessConfig.channels)
+    profile.set_shape("image", (cfg.min_batch, c, h, w), (cfg.opt_batch, c, h, w), (cfg.max_batch, c, h, w))
     config.add_optimization_profile(profile)
 
     step("building engine (minutes for ResNet50)")

@@ -73,7 +73,7 @@ def _real_images(size: int, n: int) -> tuple[list[np.ndarray], str]:
 
 
 def make_inputs(preprocess: PreprocessConfig, batch: int, seed: int = 0) -> tuple[dict, list[str]]:
-    """{(kind, n): float32 (n,3,H,W)} for kind in random/real and n in {1, batch}."""
+    """{(kind, n): float32 (n,C,H,W), C = preprocess.channels} for kind in random/real and n in {1, batch}."""
     rng = np.random.default_rng(seed)
     size = preprocess.image_size
     sizes = sorted({1, int(batch)})
@@ -81,7 +81,7 @@ def make_inputs(preprocess: PreprocessConfig, batch: int, seed: int = 0) -> tupl
     real = np.stack([preprocess.normalize(im) for im in imgs])
     inputs = {}
     for n in sizes:
-        inputs[("random", n)] = rng.standard_normal((n, 3, size, size)).astype(np.float32)
+        inputs[("random", n)] = rng.standard_normal((n, preprocess.channels, size, size)).astype(np.float32)
         inputs[("real", n)] = np.ascontiguousarray(real[:n])
     return inputs, [f"real input: {source}"]
 

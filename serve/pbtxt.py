@@ -134,7 +134,7 @@ def preprocess_message(spec: ModelSpec, opts: RepoOptions):
     # allow_ragged_batch: encoded images differ in length; the Python model handles each request
     # on its own, so requests of any length may share a dynamic batch.
     _tensor(cfg.input, "image_bytes", "TYPE_UINT8", [-1], ragged=True)
-    _tensor(cfg.output, "image", "TYPE_FP32", [3, s, s])
+    _tensor(cfg.output, "image", "TYPE_FP32", [spec.preprocess.channels, s, s])
     _face_outputs(cfg.output, spec)
     # No queue delay: a batch is whatever queued while the instances were busy (fewer IPC round trips,
     # no added latency; faces are found one image at a time anyway).
@@ -154,7 +154,7 @@ def classifier_message(spec: ModelSpec, opts: RepoOptions):
     else:
         cfg = _new(CLASSIFIER, platform="tensorrt_plan", max_batch=opts.max_batch)
         cfg.default_model_filename = "model.plan"
-    _tensor(cfg.input, "image", "TYPE_FP32", [3, s, s])
+    _tensor(cfg.input, "image", "TYPE_FP32", [spec.preprocess.channels, s, s])
     _tensor(cfg.output, "logits", "TYPE_FP32", [c], label=True)
     _tensor(cfg.output, "probabilities", "TYPE_FP32", [c], label=True)
     _tensor(cfg.output, "cam", "TYPE_FP32", [c, *spec.cam_size])

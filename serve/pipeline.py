@@ -64,7 +64,7 @@ def check_encoded(data, max_pixels: int = MAX_PIXELS) -> np.ndarray:
 
 @dataclass
 class PreprocessResult:
-    image: np.ndarray         # (3, S, S) float32 normalised model input
+    image: np.ndarray         # (C, S, S) float32 normalised model input (C = preprocess.channels)
     landmarks: np.ndarray     # (68, 2) float32 in the aligned crop
     face_box: np.ndarray      # (4,) float32 x0, y0, x1, y1 in the original image
     num_faces: int
@@ -82,7 +82,7 @@ class Preprocessor:
         self.landmarker = landmarker if landmarker is not None else FaceLandmarker()
 
     def __call__(self, data) -> PreprocessResult:
-        from aucues.align import align_face
+        from aucues.crop import crop_face
         from aucues.io import decode_image_scaled
 
         buf = check_encoded(data)
@@ -93,7 +93,9 @@ class Preprocessor:
         if not faces:
             raise NoFaceError("no face found in the image")
         face = faces[0]
-        al = align_face(rgb, face.points, self.spec.image_size)
+        # framing, size, colour (a grayscale model gets the photo converted in normalize) and class
+        # order all come from the model's PreprocessConfig
+        al = crop_face(rgb, face.points, self.spec.preprocess)
         return PreprocessResult(image=self.spec.preprocess.normalize(al.image),
                                 landmarks=al.points.astype(np.float32),
                                 face_box=np.asarray(face.box, np.float32) * np.float32(scale),
@@ -240,7 +242,7 @@ class Pipeline:
         self.preprocessor = Preprocessor(self.spec, landmarker)
 
     def classify(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        """(3,S,S) or (N,3,S,S) normalised input -> raw classifier outputs (with batch axis)."""
+        """(C,S,S) or (N,C,S,S) normalised input -> raw classifier outputs (with batch axis)."""
         x = image[None] if image.ndim == 3 else image
         return self.classifier(x)
 

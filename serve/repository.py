@@ -39,7 +39,7 @@ def checkout_tree() -> Path:
 
 
 def check_onnx_io(path: Path, spec: ModelSpec) -> None:
-    """The ONNX graph must take `image` (N,3,S,S) with a free batch axis and give every output the
+    """The ONNX graph must take `image` (N,C,S,S) (C = the metadata's channels) with a free batch axis and give every output the
     repository declares; a model exported with --outputs logits cannot explain itself."""
     import onnx
 
@@ -50,9 +50,9 @@ def check_onnx_io(path: Path, spec: ModelSpec) -> None:
         raise AucuesError(f"{path}: expected one input 'image', found {[i.name for i in inputs]}")
     dims = inputs[0].type.tensor_type.shape.dim
     shape = [d.dim_value if d.HasField("dim_value") else -1 for d in dims]
-    s = spec.image_size
-    if len(shape) != 4 or shape[1:] != [3, s, s]:
-        raise AucuesError(f"{path}: input 'image' has shape {shape}, expected [N, 3, {s}, {s}] from its metadata")
+    s, c = spec.image_size, spec.preprocess.channels
+    if len(shape) != 4 or shape[1:] != [c, s, s]:
+        raise AucuesError(f"{path}: input 'image' has shape {shape}, expected [N, {c}, {s}, {s}] from its metadata")
     if shape[0] != -1:
         raise AucuesError(f"{path}: the batch axis is fixed at {shape[0]}; re-export with a dynamic batch")
     names = {o.name for o in graph.output}

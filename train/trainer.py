@@ -462,7 +462,7 @@ def _step(model, criterion, optimizer, scaler, batch, env: DistEnv, use_amp: boo
         if not env.enabled:
             return None, 0
         size = unwrap(model).preprocess.image_size
-        x = torch.zeros(2, 3, size, size, device=device)
+        x = torch.zeros(2, unwrap(model).preprocess.channels, size, size, device=device)
         with torch.autocast(device.type, enabled=use_amp):
             out = model(x)
             total = out.logits.sum() * 0.0 + sum(a.sum() for a in out.attentions.values()) * 0.0
