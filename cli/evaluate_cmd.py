@@ -14,8 +14,10 @@ def register(app: typer.Typer) -> None:
 
 
 def evaluate_cmd(
-    checkpoint: Path = typer.Argument(..., help="A checkpoint written by `aucues train` (best.pt / last.pt)."),
-    data: str = typer.Option(..., "--data", help="Dataset root (or a CSV file for --dataset folder)."),
+    checkpoint: Path = typer.Argument(..., help="A checkpoint written by `aucues train` (best.pt / last.pt) "
+                                                 "or `aucues import`."),
+    data: str = typer.Option(..., "--data", help="Dataset root (or a CSV file for --dataset folder); a folder "
+                             "of raw photos without a landmark cache gets its faces found and framed on the fly."),
     dataset: str = typer.Option("rafdb", "--dataset", help="rafdb | affectnet | folder | synthetic."),
     split: str = typer.Option("test", "--split", help="train | val | test | all."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
@@ -68,5 +70,7 @@ def _print_table(r: dict, checkpoint, dataset, split, plots) -> None:
         pc.add_column(name, justify="right")
     pc.add_row(*[_fmt(v, True) for v in r["per_class_accuracy"].values()])
     console.print(pc)
+    if r.get("landmarks"):
+        console.print(f"landmarks: {r['landmarks']}")
     if plots:
         console.print(f"plots: {plots}")

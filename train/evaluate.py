@@ -147,10 +147,8 @@ def evaluate(checkpoint, data, dataset: str, split: str = "test", plots_dir=None
              cam_methods=GRAD_CAMS, batch_size: int = 32, num_workers: int = 0, device: str = "auto",
              examples_per_class: int = 2, progress: bool = True) -> dict:
     """Evaluate a checkpoint on a dataset split; optional confusion-matrix and panel PNGs in plots_dir."""
-    from torch.utils.data import DataLoader
-
     from aucues.train.checkpoint import load_checkpoint
-    from aucues.train.data import FERDataset, build_transform, collate, open_dataset
+    from aucues.train.data import open_dataset
     from aucues.train.distributed import pick_device
 
     unknown = [m for m in cam_methods if m not in GRAD_CAMS]
@@ -167,6 +165,34 @@ def evaluate(checkpoint, data, dataset: str, split: str = "test", plots_dir=None
     if tuple(index.class_names) != tuple(pre.class_names):
         raise AucuesError(f"checkpoint classes {list(pre.class_names)} differ from the dataset's "
                           f"{list(index.class_names)}")
+    tmp = None
+    if dataset == "folder" and index.landmark_source == "none":
+        # raw photos without a landmark cache: find and frame the faces as this model expects
+        import tempfile
+
+        from aucues.train.data.faces import crop_split
+
+        tmp = tempfile.TemporaryDirectory(prefix="aucues-eval-faces-")
+        index = crop_split(index, split, pre, tmp.name, progress=progress)
+        if not any(index.records.values()):
+            tmp.cleanup()
+            raise AucuesError(f"no face found in any image of the {split} split of {data} "
+                              f"(e.g. {', '.join(index.missing_examples[:3])})")
+    try:
+        return _evaluate_index(model, index, dataset, data, split, checkpoint, plots_dir, cam_methods,
+                               batch_size, num_workers, dev, examples_per_class, progress)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _evaluate_index(model, index, dataset, data, split, checkpoint, plots_dir, cam_methods, batch_size,
+                    num_workers, dev, examples_per_class, progress) -> dict:
+    from torch.utils.data import DataLoader
+
+    from aucues.train.data import FERDataset, build_transform, collate
+
+    pre = model.preprocess
     records = index.split(split)
     ds = FERDataset(records, index.landmarks, build_transform(pre, train=False), "class", pre.codebook,
                     map_at_output=True)
@@ -186,6 +212,7 @@ def evaluate(checkpoint, data, dataset: str, split: str = "test", plots_dir=None
         "confusion_matrix": rep["confusion_matrix"],
         "n_images": int(r["n_images"]),
         "n_skipped": int(r["n_skipped"] + _missing(index, split)),
+        "landmarks": index.landmark_source,
     }
     if plots_dir:
         from aucues.train.plots import plot_confusion, plot_panels

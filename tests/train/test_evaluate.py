@@ -14,7 +14,8 @@ from aucues.train.evaluate import evaluate
 from aucues.train.trainer import train
 
 KEYS = {"accuracy", "macro_f1", "per_class_accuracy", "att_cos", "cam_cos", "cam_cos_gradcam",
-        "cam_cos_gradcampp", "cam_cos_gradcampp_reference", "cam_cos_layercam", "confusion_matrix", "n_images", "n_skipped"}
+        "cam_cos_gradcampp", "cam_cos_gradcampp_reference", "cam_cos_layercam", "confusion_matrix", "n_images", "n_skipped",
+        "landmarks"}
 
 
 @pytest.fixture(scope="module")

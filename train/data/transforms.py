@@ -39,8 +39,12 @@ class EvalTransform:
         self.image_size = preprocess.image_size
         s = self.image_size
         self.geometric = v2.Resize((s, s), antialias=True)
-        self.to_float = v2.Compose([v2.ToDtype(torch.float32, scale=True),
-                                    v2.Normalize(list(preprocess.mean), list(preprocess.std))])
+        c = preprocess.channels
+        # a grayscale model (channels 1) gets the luma of the (augmented) RGB image, normalised with
+        # mean[0]/std[0] as PreprocessConfig.normalize does at serving time
+        gray = [v2.Grayscale(num_output_channels=1)] if c == 1 else []
+        self.to_float = v2.Compose([*gray, v2.ToDtype(torch.float32, scale=True),
+                                    v2.Normalize(list(preprocess.mean[:c]), list(preprocess.std[:c]))])
 
     def __call__(self, image: np.ndarray, amap: np.ndarray, map_is_final: bool = False):
         img, m = _to_tensors(image, amap)
