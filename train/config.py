@@ -32,6 +32,7 @@ class TrainConfig:
     backbone: str = "resnet50"
     large_maps: bool = True              # §5: layer3/layer4 stride 1 (dilated)
     weights: str | None = None           # local pretrained weights file (nothing downloads)
+    init: str | None = None              # start from this aucues checkpoint (train/init_from.py)
     image_size: int = 224
     # optimisation (§9)
     epochs: int = 20

@@ -111,6 +111,9 @@ def build_data(config: TrainConfig, preprocess: PreprocessConfig | None = None):
         train_recs, val_recs = train_val_split(train_recs, config.val_fraction, config.seed)
     if not train_recs:
         raise AucuesError(f"{config.data}: no training images left")
+    if preprocess is not None and tuple(preprocess.class_names) != tuple(index.class_names):
+        raise AucuesError(f"--init: the model's classes {list(preprocess.class_names)} differ from the "
+                          f"dataset's {list(index.class_names)}")
     preprocess = preprocess or make_preprocess(config, index.class_names)
     train_tf = build_transform(preprocess, train=config.augment)
     train_ds = FERDataset(train_recs, index.landmarks, train_tf, config.map_kind, config.codebook, config.seed)
@@ -127,6 +130,11 @@ def make_preprocess(config: TrainConfig, class_names) -> PreprocessConfig:
 
 def build_fer_model(config: TrainConfig, preprocess: PreprocessConfig):
     from aucues.train.models import ModelConfig, build_model
+
+    if config.init:  # fine-tuning from a checkpoint: its weights (train/init_from.py)
+        from aucues.train.init_from import init_model
+
+        return init_model(config, preprocess)
 
     mc = ModelConfig(backbone=config.backbone, num_classes=config.num_classes, large_maps=config.large_maps,
                      weights=config.weights or "random")
@@ -188,7 +196,9 @@ def _progress(enabled: bool):
 
 def train(config: TrainConfig, progress: bool = True) -> TrainResult:
     """Train a model as `config` says; returns where the checkpoints are and the per-epoch history."""
-    config = config_from_dict(config.to_dict())  # validated copy
+    from aucues.train.init_from import apply_init
+
+    config = apply_init(config_from_dict(config.to_dict()))  # validated copy; --init's architecture
     if not config.data:
         raise AucuesError("no dataset given (--data DIR)")
     env = init_distributed(config.device)
@@ -212,7 +222,9 @@ def _train(config: TrainConfig, env: DistEnv, progress: bool) -> TrainResult:
         for p in remove_stale_temporaries(out):
             console.print(f"removed {p.name} (left by an interrupted write)")
     seed_everything(config.seed)
-    index, train_ds, val_ds = build_data(config)
+    from aucues.train.init_from import init_preprocess
+
+    index, train_ds, val_ds = build_data(config, init_preprocess(config))
     s = _build_state(config, env, train_ds)
     if config.resume:
         _resume(config, env, s, out, last_path, best_path, console)
