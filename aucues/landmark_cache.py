@@ -1,37 +1,65 @@
-"""Per-dataset landmark cache (JSON) and the resumable batch landmarker that fills it.
+"""Per-dataset landmark cache and the resumable batch landmarker that fills it (docs/landmark_cache.md).
 
-File: {"format": "aucues-landmarks/1", "items": {key: {"box", "points", "score"} | null}} where a key is
-the image path relative to the dataset root with forward slashes and null records "no face" (or an
-undecodable image): a processed key is never landmarked again, so an interrupted run resumes.
+The cache is one SQLite file (`aucues_landmarks68.sqlite`): a table of (key, face) rows, key = the
+image path relative to the dataset root with forward slashes, face = a 226-byte blob
+(aucues.landmark_codec) or NULL for "no face" (or an undecodable image). A processed key is never
+landmarked again, so an interrupted run resumes. Every set() is its own transaction in WAL mode: a
+kill -9 loses at most the item being written, and nothing is rewritten whole.
+
+The old JSON cache (`aucues_landmarks68.json`, format aucues-landmarks/1) is still read: a cache path
+`X.json` or `X.sqlite` names the store `X.sqlite`; while that does not exist, `X.json` is read instead
+and the first write imports it into a new `X.sqlite` (the JSON file is left as it was).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 from pathlib import Path, PurePath
 
 import numpy as np
 
 from aucues.errors import AucuesError
-from aucues.io import atomic_write_json
+from aucues.landmark_codec import decode_many, encode
 from aucues.landmarks import Face
 
-FORMAT = "aucues-landmarks/1"
+FORMAT = "aucues-landmarks/2"
+LEGACY_FORMAT = "aucues-landmarks/1"
+CACHE_NAME = "aucues_landmarks68.sqlite"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+_MAGIC = b"SQLite format 3\x00"
+# Each commit appends its changed pages to the WAL: 4 KB pages keep one image's commit at ~4 KB of
+# writes (16 KB pages measured no smaller a file and four times the writes).
+_PAGE_SIZE = 4096
+# Above this many keys, one scan of the table beats a query per key.
+_SCAN_ABOVE = 2000
 
 
 def _key(key) -> str:
     return PurePath(key).as_posix() if isinstance(key, os.PathLike) else str(key)
 
 
-def _face_to_json(face: Face) -> dict:
-    # 2 decimals = 0.01 px: far below landmark error, and keeps a 300k-image cache small.
-    return {
-        "box": [round(float(v), 2) for v in np.asarray(face.box).reshape(4)],
-        "points": [[round(float(x), 2), round(float(y), 2)] for x, y in np.asarray(face.points).reshape(68, 2)],
-        "score": round(float(face.score), 4),
-    }
+def store_paths(path) -> tuple[Path, Path]:
+    """(SQLite store, legacy JSON) of a cache path given as X.json, X.sqlite or any other name."""
+    p = Path(path)
+    if p.suffix.lower() == ".json":
+        return p.with_suffix(".sqlite"), p
+    return p, p.with_suffix(".json")
+
+
+def cache_exists(path) -> bool:
+    """Whether a cache (the SQLite store or a legacy JSON file) exists for this cache path."""
+    store, legacy = store_paths(path)
+    return store.is_file() or legacy.is_file()
+
+
+def remove_cache(path) -> None:
+    """Delete a cache: the store with its WAL side files, and the legacy JSON (for tools that own it)."""
+    store, legacy = store_paths(path)
+    for p in (store, Path(f"{store}-wal"), Path(f"{store}-shm"), Path(f"{store}-journal"), legacy):
+        p.unlink(missing_ok=True)
 
 
 def _face_from_json(d: dict, where: str) -> Face:
@@ -43,71 +71,248 @@ def _face_from_json(d: dict, where: str) -> Face:
         raise AucuesError(f"{where}: malformed landmark entry ({e})") from None
 
 
+def _read_legacy(path: Path) -> dict:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise AucuesError(f"{path}: not a readable landmark cache ({e})") from None
+    if not isinstance(doc, dict) or doc.get("format") != LEGACY_FORMAT or not isinstance(doc.get("items"), dict):
+        raise AucuesError(f"{path}: not a landmark cache (expected format {LEGACY_FORMAT!r})")
+    return doc["items"]
+
+
+def _db_error(path: Path, e: Exception) -> AucuesError:
+    return AucuesError(f"{path}: landmark cache error ({e})")
+
+
 class LandmarkCache:
-    """Key -> Face | None (None = recorded missing face). Loads `path` if it exists; save() is atomic."""
+    """Key -> Face | None (None = recorded missing face). Opens the cache at `path` if it exists.
 
-    def __init__(self, path):
-        self.path = Path(path)
-        self._items: dict[str, dict | None] = {}
+    Writes are durable at once (one transaction per set(), or per `with cache.batch():` block);
+    save() is kept for callers of the JSON era and commits. `readonly=True` never writes (training)."""
+
+    def __init__(self, path, readonly: bool = False):
+        self.path, self.legacy_path = store_paths(path)
+        self.readonly = readonly
+        self._db: sqlite3.Connection | None = None
+        self._legacy: dict | None = None
+        self._keys: set[str] = set()
+        self._batch = 0
+        self._wal = False
         if self.path.exists():
-            try:
-                doc = json.loads(self.path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-                raise AucuesError(f"{self.path}: not a readable landmark cache ({e})") from None
-            if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("items"), dict):
-                raise AucuesError(f"{self.path}: not a landmark cache (expected format {FORMAT!r})")
-            self._items = doc["items"]
+            self._open()
+        elif self.legacy_path.is_file():
+            self._legacy = _read_legacy(self.legacy_path)
+            self._keys = set(self._legacy)
 
+    # -- the SQLite store -------------------------------------------------------------------------
+    def _open(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                head = f.read(len(_MAGIC))
+        except OSError as e:
+            raise AucuesError(f"{self.path}: cannot read the landmark cache ({e.strerror})") from None
+        if head != _MAGIC:
+            raise AucuesError(f"{self.path}: not a landmark cache (not an SQLite file)")
+        try:
+            if self.readonly:
+                db = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
+            else:
+                db = sqlite3.connect(self.path, timeout=30)
+            fmt = db.execute("SELECT value FROM meta WHERE name='format'").fetchone()
+            if not fmt or fmt[0] != FORMAT:
+                db.close()
+                raise AucuesError(f"{self.path}: not a landmark cache (expected format {FORMAT!r})")
+            self._keys = {k for (k,) in db.execute("SELECT key FROM items")}
+        except sqlite3.Error as e:
+            raise _db_error(self.path, e) from None
+        self._db = db
+
+    def _create(self) -> None:
+        """A new store with the legacy entries (if any), built beside and renamed into place: a kill
+        during the import leaves no half store that would hide the JSON."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        rows = []
+        for k, d in (self._legacy or {}).items():
+            f = None if d is None else _face_from_json(d, f"{self.legacy_path}[{k}]")
+            rows.append((k, None if f is None else encode(f.box, f.points, f.score)))
+        try:
+            db = sqlite3.connect(tmp)
+            db.execute(f"PRAGMA page_size={_PAGE_SIZE}")
+            with db:
+                db.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID")
+                db.execute("CREATE TABLE items (key TEXT PRIMARY KEY, face BLOB) WITHOUT ROWID")
+                db.execute("INSERT INTO meta VALUES ('format', ?)", (FORMAT,))
+                db.executemany("INSERT INTO items VALUES (?, ?)", rows)
+            db.close()
+            os.replace(tmp, self.path)
+        except (sqlite3.Error, OSError) as e:
+            tmp.unlink(missing_ok=True)
+            raise AucuesError(f"{self.path}: cannot create the landmark cache ({e})") from None
+        self._legacy = None
+        self._open()
+
+    def _writable(self) -> sqlite3.Connection:
+        if self.readonly:
+            raise AucuesError(f"{self.path}: landmark cache opened read-only")
+        if self._db is None:
+            self._create()
+        if not self._wal:  # only writers switch: a cache opened to read leaves no side files
+            try:
+                # WAL: a commit appends to the log (no rewrite); NORMAL: no fsync per commit. A killed
+                # process loses nothing committed; a power cut at most the last commits, never the file.
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as e:
+                raise _db_error(self.path, e) from None
+            self._wal = True
+        return self._db
+
+    # -- mapping API ------------------------------------------------------------------------------
     def __contains__(self, key) -> bool:
-        return _key(key) in self._items
+        return _key(key) in self._keys
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._keys)
+
+    def keys(self) -> list[str]:
+        return sorted(self._keys)
 
     def get(self, key) -> Face | None:
         """The cached Face; None for a recorded missing face; KeyError if never processed."""
         k = _key(key)
-        d = self._items[k]
-        return None if d is None else _face_from_json(d, f"{self.path}[{k}]")
+        if k not in self._keys:
+            raise KeyError(k)
+        if self._db is None:
+            d = self._legacy[k]
+            return None if d is None else _face_from_json(d, f"{self.legacy_path}[{k}]")
+        try:
+            (blob,) = self._db.execute("SELECT face FROM items WHERE key=?", (k,)).fetchone()
+        except sqlite3.Error as e:
+            raise _db_error(self.path, e) from None
+        if blob is None:
+            return None
+        try:
+            boxes, points, scores = decode_many([blob])
+        except AucuesError:
+            raise AucuesError(f"{self.path}[{k}]: malformed landmark entry") from None
+        return Face(box=boxes[0], points=points[0], score=float(scores[0]))
 
     def points(self, key) -> np.ndarray:
         """(68, 2) float32 landmarks, all NaN for a missing face (what AU maps treat as invalid)."""
         face = self.get(key)
         return np.full((68, 2), np.nan, np.float32) if face is None else face.points
 
-    def set(self, key, face: Face | None) -> None:
-        self._items[_key(key)] = None if face is None else _face_to_json(face)
+    def points_many(self, keys) -> dict[str, np.ndarray]:
+        """{key: (68, 2) float32} for those of `keys` that have a face (decoded in one pass)."""
+        want = {_key(k) for k in keys} & self._keys
+        if self._db is None:
+            return {k: self.points(k) for k in want if self._legacy[k] is not None}
+        try:
+            if len(want) > _SCAN_ABOVE:
+                rows = [(k, b) for k, b in self._db.execute("SELECT key, face FROM items WHERE face IS NOT NULL")
+                        if k in want]
+            else:
+                q = "SELECT key, face FROM items WHERE key=? AND face IS NOT NULL"
+                rows = [r for k in want for r in self._db.execute(q, (k,))]
+        except sqlite3.Error as e:
+            raise _db_error(self.path, e) from None
+        _, points, _ = decode_many([b for _, b in rows])
+        return {k: points[i] for i, (k, _) in enumerate(rows)}
 
-    def keys(self):
-        return self._items.keys()
+    def set(self, key, face: Face | None) -> None:
+        """Record `key` (a Face, or None for no face); committed at once unless inside batch()."""
+        k = _key(key)
+        blob = None if face is None else encode(face.box, face.points, face.score)
+        db = self._writable()
+        try:
+            db.execute("INSERT OR REPLACE INTO items VALUES (?, ?)", (k, blob))
+            if not self._batch:
+                db.commit()
+        except sqlite3.Error as e:
+            raise _db_error(self.path, e) from None
+        self._keys.add(k)
+
+    @contextlib.contextmanager
+    def batch(self):
+        """Many set()s in one transaction (bulk writers such as the synthetic dataset)."""
+        db = self._writable()
+        self._batch += 1
+        try:
+            yield self
+        finally:
+            self._batch -= 1
+            if not self._batch:
+                db.commit()
 
     def save(self) -> None:
+        """Commit (a no-op after plain set()s); creates an empty store if none exists yet."""
         try:
-            atomic_write_json(self.path, {"format": FORMAT, "items": self._items})
-        except OSError as e:  # the old file, if any, is left intact by the atomic write
-            raise AucuesError(f"{self.path}: cannot write the landmark cache ({e.strerror or e})") from None
+            self._writable().commit()
+        except sqlite3.Error as e:
+            raise _db_error(self.path, e) from None
+
+    def close(self) -> None:
+        """Commit and close. The store is left in rollback-journal mode, one self-contained file that
+        a read-only folder can open (a WAL database needs its -shm file)."""
+        if self._db is None:
+            return
+        db, self._db = self._db, None
+        wal, self._wal = self._wal, False
+        try:
+            db.commit()
+            if wal:
+                db.execute("PRAGMA journal_mode=DELETE")
+        except sqlite3.Error:
+            pass  # another connection still has it open: it stays in WAL mode, which is fine
+        finally:
+            db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-def list_images(root, extensions=IMAGE_EXTENSIONS, pattern: str | None = None) -> list[str]:
-    """Sorted keys (relative, forward slashes) of the images under `root`, by glob or extension."""
+def scan_images(root, extensions=IMAGE_EXTENSIONS, pattern: str | None = None) -> tuple[list[str], int]:
+    """(sorted keys of the images under `root`, number of other files ignored). Keys are relative
+    with forward slashes, chosen by glob or extension; a dangling symlink with an image name is kept
+    (reading it then reports it) rather than dropped silently."""
     root = Path(root)
     if not root.is_dir():
         raise AucuesError(f"{root}: not a folder")
     exts = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
-    files = root.glob(pattern) if pattern else root.rglob("*")
-    return sorted(p.relative_to(root).as_posix() for p in files
-                  if p.is_file() and (pattern or p.suffix.lower() in exts))
+    keys, ignored = [], 0
+    for p in (root.glob(pattern) if pattern else root.rglob("*")):
+        dangling = p.is_symlink() and not p.exists()
+        if not (p.is_file() or dangling):
+            continue  # folders
+        if pattern or p.suffix.lower() in exts:
+            keys.append(p.relative_to(root).as_posix())
+        else:
+            ignored += 1
+    return sorted(keys), ignored
+
+
+def list_images(root, extensions=IMAGE_EXTENSIONS, pattern: str | None = None) -> list[str]:
+    """Sorted keys (relative, forward slashes) of the images under `root`, by glob or extension."""
+    return scan_images(root, extensions, pattern)[0]
 
 
 def landmark_dataset(root, cache_path, extensions=IMAGE_EXTENSIONS, pattern: str | None = None,
-                     save_every: int = 200, progress: bool = True, landmarker=None,
+                     save_every: int = 0, progress: bool = True, landmarker=None,
                      max_faces: int = 10, min_detection_score: float = 0.5) -> dict:
     """Landmark every image under `root` into the cache at `cache_path`; the largest face is kept.
 
-    Resumable: keys already in the cache are skipped. An undecodable image or an image without a face
-    is recorded as missing (null) and counted, never raised. The cache is saved atomically every
-    `save_every` new images, at the end, and on interruption. Returns counts: total, skipped (already
-    cached), processed (this run), faces, missing (no face), errors (undecodable), and error_examples.
+    Resumable: keys already in the cache are skipped. An unreadable image (undecodable, dangling
+    symlink, not a regular file) or an image without a face is recorded as missing (None) and counted,
+    never raised. Every image is committed as it is done, so a kill loses at most the current one
+    (`save_every` is accepted for old callers and ignored). Returns counts: total, skipped (already
+    cached), processed (this run), faces, missing (no face), errors (unreadable), ignored (files
+    that are not images), error_examples, and cache (the store's path).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -115,35 +320,33 @@ def landmark_dataset(root, cache_path, extensions=IMAGE_EXTENSIONS, pattern: str
     from aucues.landmarks import FaceLandmarker
 
     root = Path(root)
-    keys = list_images(root, extensions, pattern)
+    keys, ignored = scan_images(root, extensions, pattern)
     cache = LandmarkCache(cache_path)
     todo = [k for k in keys if k not in cache]
-    summary = {"root": str(root), "cache": str(cache_path), "total": len(keys), "skipped": len(keys) - len(todo),
-               "processed": 0, "faces": 0, "missing": 0, "errors": 0, "error_examples": []}
+    summary = {"root": str(root), "cache": str(cache.path), "total": len(keys), "skipped": len(keys) - len(todo),
+               "processed": 0, "faces": 0, "missing": 0, "errors": 0, "ignored": ignored, "error_examples": []}
     own = landmarker is None
     lm = FaceLandmarker(max_faces=max_faces, min_detection_score=min_detection_score) if own else landmarker
     columns = (TextColumn("landmarks"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
         with Progress(*columns, disable=not progress, transient=False) as bar:
             task = bar.add_task("landmarks", total=len(todo))
-            for i, key in enumerate(todo, 1):
+            for key in todo:
                 face = None
                 try:
                     faces = lm.detect(read_image(root / key))
                     face = faces[0] if faces else None
                     summary["missing" if face is None else "faces"] += 1
-                except (AucuesError, RuntimeError) as e:  # undecodable, too large/small, graph error
+                except (AucuesError, RuntimeError) as e:  # unreadable, too large/small, graph error
                     summary["errors"] += 1
                     if len(summary["error_examples"]) < 10:
                         summary["error_examples"].append(str(e))
                 cache.set(key, face)
                 summary["processed"] += 1
                 bar.advance(task)
-                if save_every and i % save_every == 0:
-                    cache.save()
+        cache.save()  # an empty dataset still gets its (empty) cache file
     finally:
-        # Also on Ctrl-C: what was done so far is kept, and the next run resumes after it.
-        cache.save()
+        cache.close()
         if own:
             lm.close()
     return summary

@@ -30,6 +30,9 @@ def prepare_cmd(
     s = prepare(dataset, root, size=size, limit=limit, progress=not quiet)
     console.print(f"{dataset} at {root}: {s['total']} images, {s['processed']} processed now, "
                   f"{s['skipped']} already done; faces {s['faces']}, no face {s['missing']}, "
-                  f"unreadable {s['errors']}; landmarks: {s['cache']}")
-    for e in s.get("error_examples", [])[:3]:
-        console.print(f"  [yellow]unreadable:[/] {e}", highlight=False)
+                  f"bad images skipped {s['errors']}; landmarks: {s['cache']}", highlight=False)
+    examples = s.get("error_examples", [])
+    for e in examples[:3]:
+        console.print(f"  [yellow]skipped:[/] {e}", highlight=False, soft_wrap=True)
+    if s["errors"] > 3:
+        console.print(f"  ... and {s['errors'] - 3} more skipped", highlight=False)

@@ -19,7 +19,8 @@ import typer
 
 from aucues.cli.common import console, err_console, fail
 
-DEFAULT_CACHE_NAME = "aucues_landmarks68.json"
+DEFAULT_CACHE_NAME = "aucues_landmarks68.sqlite"  # = aucues.landmark_cache.CACHE_NAME (not imported: startup)
+
 
 
 def _draw(image, faces, out: Path) -> None:
@@ -70,19 +71,20 @@ def _table(path: str, faces):
     return table
 
 
-def _run_batch(batch: Path, cache: Optional[Path], as_json: bool, save_every: int, max_faces: int,
-               min_score: float) -> None:
+def _run_batch(batch: Path, cache: Optional[Path], as_json: bool, max_faces: int, min_score: float) -> None:
     from aucues.landmark_cache import landmark_dataset
 
     cache = cache or batch / DEFAULT_CACHE_NAME
-    summary = landmark_dataset(batch, cache, save_every=save_every, progress=not as_json, max_faces=max_faces,
+    summary = landmark_dataset(batch, cache, progress=not as_json, max_faces=max_faces,
                                min_detection_score=min_score)
     if as_json:
         print(json.dumps(summary, indent=1))
         return
     console.print(f"{summary['total']} images: {summary['processed']} landmarked now "
                   f"({summary['faces']} with a face, {summary['missing']} without, {summary['errors']} unreadable), "
-                  f"{summary['skipped']} already cached -> {cache}", highlight=False, soft_wrap=True)
+                  f"{summary['skipped']} already cached"
+                  + (f", {summary['ignored']} other files ignored" if summary["ignored"] else "")
+                  + f" -> {summary['cache']}", highlight=False, soft_wrap=True)
     for e in summary["error_examples"]:
         err_console.print(f"[yellow]warning:[/] {e}", highlight=False, soft_wrap=True)
 
@@ -95,7 +97,8 @@ def landmarks(
     batch: Optional[Path] = typer.Option(None, "--batch", help="Landmark every image under this folder."),
     cache: Optional[Path] = typer.Option(None, "--cache", help=f"Landmark cache of --batch "
                                          f"(default DIR/{DEFAULT_CACHE_NAME}); resumes if it exists."),
-    save_every: int = typer.Option(200, "--save-every", min=1, help="--batch: save the cache every N images."),
+    save_every: int = typer.Option(200, "--save-every", min=1, hidden=True,
+                                   help="Ignored: every image is committed to the cache as it is done."),
     max_faces: int = typer.Option(10, "--max-faces", min=1, help="At most this many faces per image."),
     min_score: float = typer.Option(0.5, "--min-score", min=0.0, max=1.0, help="Face detection threshold."),
 ) -> None:
@@ -105,7 +108,7 @@ def landmarks(
     if batch is not None:
         if images:
             fail("give either IMAGE... or --batch DIR, not both")
-        _run_batch(batch, cache, as_json, save_every, max_faces, min_score)
+        _run_batch(batch, cache, as_json, max_faces, min_score)
         return
     if not images:
         fail("no images given (usage: aucues landmarks IMAGE... or aucues landmarks --batch DIR)")

@@ -16,7 +16,7 @@ from aucues.codebook import VARIANTS
 from aucues.errors import AucuesError
 from aucues.io import atomic_write_json, atomic_write_text
 from aucues.labels import CLASS_NAMES, INDEX_TO_RAFDB, NUM_CLASSES
-from aucues.landmark_cache import LandmarkCache
+from aucues.landmark_cache import LandmarkCache, remove_cache
 from aucues.landmarks import Face
 from aucues.synth.render import DISTRACTOR_KINDS
 from aucues.synth.sample import render_sample
@@ -25,7 +25,7 @@ META_FORMAT = "aucues-synth/1"
 META_NAME = "synth_meta.json"
 LABELS = "basic/EmoLabel/list_patition_label.txt"
 IMAGE_DIR = "basic/Image/aligned"
-CACHE = "basic/aucues_landmarks68.json"
+CACHE = "basic/aucues_landmarks68.sqlite"
 JPEG_QUALITY = 95
 MIN_SIZE, MAX_SIZE = 32, 1024
 
@@ -83,8 +83,9 @@ def _prepare_out(out: Path, force: bool) -> None:
             raise AucuesError(f"{out}: holds a previous synth output; pass --force to overwrite it")
         # Only what synthesize writes is removed: other files a user put there stay.
         shutil.rmtree(out / IMAGE_DIR, ignore_errors=True)
-        for rel in (LABELS, CACHE, META_NAME):
+        for rel in (LABELS, META_NAME):
             (out / rel).unlink(missing_ok=True)
+        remove_cache(out / CACHE)  # with its WAL side files and an older output's JSON cache
     out.mkdir(parents=True, exist_ok=True)
 
 
@@ -160,7 +161,7 @@ def synthesize(out_dir, per_class: int = 200, seed: int = 0, image_size: int = 1
         })
     seconds = time.perf_counter() - t0
     atomic_write_text(out / LABELS, "\n".join(lines) + "\n")
-    cache.save()
+    cache.close()
 
     counts = {sp: {c: sum(1 for s in samples if s["split"] == sp and s["class"] == c) for c in CLASS_NAMES}
               for sp in ("train", "test")}

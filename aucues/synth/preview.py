@@ -24,7 +24,7 @@ def preview_grid(out_dir, path, per_class: int = 6, split: str = "train", landma
     if not is_synth_output(out):
         raise AucuesError(f"{out}: not a synth output (no {META_NAME})")
     meta = json.loads((out / META_NAME).read_text(encoding="utf-8"))
-    cache = LandmarkCache(out / CACHE)
+    cache = LandmarkCache(out / CACHE, readonly=True)
     label_w = 110
     rows = []
     for c, name in enumerate(CLASS_NAMES):

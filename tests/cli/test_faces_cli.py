@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from aucues.io import read_image
+from aucues.landmark_cache import LandmarkCache
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -112,18 +113,20 @@ def test_batch(cli, tmp_path, astronaut_path, files):
     shutil.copy(astronaut_path, root / "a" / "astro.png")
     shutil.copy(files / "gradient.png", root / "grad.png")
     shutil.copy(files / "text.jpg", root / "a" / "text.jpg")
-    cache = tmp_path / "lm.json"
+    (root / "notes.txt").write_text("not an image")
+    (root / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")  # dangling: reported, not dropped silently
+    cache = tmp_path / "lm.sqlite"
     code, text = cli("landmarks", "--batch", root, "--cache", cache, "--json")
     assert code == 0, text
     s = json.loads(text)
-    assert (s["processed"], s["faces"], s["missing"], s["errors"]) == (3, 1, 1, 1)
-    doc = json.loads(cache.read_text())
-    assert doc["format"] == "aucues-landmarks/1" and sorted(doc["items"]) == ["a/astro.png", "a/text.jpg", "grad.png"]
+    assert (s["processed"], s["faces"], s["missing"], s["errors"], s["ignored"]) == (4, 1, 1, 2, 1)
+    assert any("gone.jpg: dangling symlink" in e for e in s["error_examples"])
+    assert LandmarkCache(cache).keys() == ["a/astro.png", "a/text.jpg", "gone.jpg", "grad.png"]
     code, text = cli("landmarks", "--batch", root, "--cache", cache)
-    assert code == 0 and "3 already cached" in text
+    assert code == 0 and "4 already cached, 1 other files ignored" in text
     # default cache location: inside the dataset folder
     code, text = cli("landmarks", "--batch", root, "--json")
-    assert code == 0 and (root / "aucues_landmarks68.json").exists()
+    assert code == 0 and (root / "aucues_landmarks68.sqlite").exists()
 
 
 def test_console_script_never_shows_a_traceback(files, astronaut_path):

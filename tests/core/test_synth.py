@@ -57,8 +57,8 @@ def test_layout(bench):
     assert "train_00001.jpg" in lines[0] and any(line.startswith("test_0001.jpg") for line in lines)
     assert meta["complete"] is True and meta["seed"] == 3 and len(meta["samples"]) == len(lines)
     assert meta["counts"]["test"] == {c: n_test for c in CLASS_NAMES}
-    doc = json.loads((out / CACHE).read_text())
-    assert doc["format"] == "aucues-landmarks/1"
+    assert (out / CACHE).read_bytes()[:16] == b"SQLite format 3\x00"  # the scalable cache, not JSON
+    assert not list((out / CACHE).parent.glob("*-wal"))  # closed: one self-contained file
 
 
 def test_deterministic_per_seed(tmp_path):

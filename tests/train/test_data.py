@@ -13,7 +13,7 @@ from aucues.au_regions import template_points
 from aucues.errors import AucuesError
 from aucues.io import write_image
 from aucues.labels import INDEX_TO_RAFDB
-from aucues.landmark_cache import LandmarkCache
+from aucues.landmark_cache import CACHE_NAME, LandmarkCache
 from aucues.landmarks import Face
 from aucues.preprocessing import PreprocessConfig
 from aucues.train.data import (FERDataset, SkipLog, build_transform, collate, open_dataset, train_val_split)
@@ -29,19 +29,20 @@ def _face_image(size=SIZE, seed=0):
 def _fake_rafdb(root, labels=(1, 2, 3, 4, 5, 6, 0), n_test=2, aligned_dir="basic/Image/aligned",
                 with_cache=True):
     """A tiny RAF-DB: images, label file (RAF ids), landmark cache of template faces."""
-    lines, cache = [], LandmarkCache(root / "basic" / "aucues_landmarks68.json")
+    lines, cache = [], LandmarkCache(root / "basic" / CACHE_NAME) if with_cache else None
     names = [f"train_{i + 1:05d}" for i in range(len(labels))] + [f"test_{i + 1:04d}" for i in range(n_test)]
     labs = list(labels) + [1] * n_test
     for k, (stem, label) in enumerate(zip(names, labs)):
         key = f"{aligned_dir}/{stem}_aligned.jpg"
         write_image(root / key, _face_image(seed=k))
         pts = template_points(SIZE)
-        cache.set(key, Face(box=np.r_[pts.min(0), pts.max(0)], points=pts, score=1.0))
+        if cache is not None:
+            cache.set(key, Face(box=np.r_[pts.min(0), pts.max(0)], points=pts, score=1.0))
         lines.append(f"{stem}.jpg {INDEX_TO_RAFDB[label]}")
     (root / "basic/EmoLabel").mkdir(parents=True, exist_ok=True)
     (root / "basic/EmoLabel/list_patition_label.txt").write_text("\n".join(lines) + "\n")
-    if with_cache:
-        cache.save()
+    if cache is not None:
+        cache.close()
     return names
 
 
@@ -245,28 +246,36 @@ def test_prepare_rafdb_with_mediapipe(tmp_path, astronaut_path, aligned_face_pat
     write_image(orig / "train_00002.jpg", cv2.resize(read_image(aligned_face_path), (160, 160)))
     write_image(orig / "train_00003.jpg", np.full((120, 120, 3), 127, np.uint8))  # no face
     (orig / "test_0001.jpg").write_bytes(b"not an image")
+    # bad images among the good ones, each once stopped the whole run: too small for the detector,
+    # and a box file so large that the crop cannot be allocated
+    write_image(orig / "test_0002.jpg", np.full((4, 4, 3), 90, np.uint8))
+    write_image(orig / "test_0003.jpg", np.full((50, 50, 3), 90, np.uint8))
     boxes = root / "basic/Annotation/boundingbox"
     boxes.mkdir(parents=True)
     (boxes / "train_00001_boxes.txt").write_text("170.0 40.0 300.0 200.0\n")  # the astronaut's face
+    (boxes / "test_0003_boxes.txt").write_text("0 0 1e9 1e9\n")
     (root / "basic/EmoLabel").mkdir(parents=True)
     (root / "basic/EmoLabel/list_patition_label.txt").write_text(
-        "train_00001.jpg 4\ntrain_00002.jpg 1\ntrain_00003.jpg 7\ntest_0001.jpg 5\n")
+        "train_00001.jpg 4\ntrain_00002.jpg 1\ntrain_00003.jpg 7\ntest_0001.jpg 5\ntest_0002.jpg 2\n"
+        "test_0003.jpg 3\n")
     s = prepare_rafdb(root, size=112, progress=False)
-    assert (s["faces"], s["missing"], s["errors"], s["processed"]) == (2, 1, 1, 4)
+    assert (s["faces"], s["missing"], s["errors"], s["processed"]) == (2, 1, 3, 6)
+    examples = " | ".join(s["error_examples"])
+    assert "test_0001" in examples and "too small" in examples and "test_0003" in examples
     out = root / "basic/Image/aucues_aligned"
     assert sorted(p.name for p in out.iterdir()) == ["train_00001_aligned.jpg", "train_00002_aligned.jpg",
                                                      "train_00003_aligned.jpg"]
     assert not (root / "basic/Image/aligned").exists()  # RAF-DB's own folder untouched
-    cache = json.loads((root / "basic/aucues_landmarks68.json").read_text())["items"]
-    assert cache["basic/Image/aucues_aligned/train_00003_aligned.jpg"] is None
-    assert cache["basic/Image/aucues_aligned/test_0001_aligned.jpg"] is None
-    pts = np.array(cache["basic/Image/aucues_aligned/train_00001_aligned.jpg"]["points"])
+    cache = LandmarkCache(root / "basic" / CACHE_NAME, readonly=True)
+    for stem in ("train_00003", "test_0001", "test_0002", "test_0003"):
+        assert cache.get(f"basic/Image/aucues_aligned/{stem}_aligned.jpg") is None
+    pts = cache.points("basic/Image/aucues_aligned/train_00001_aligned.jpg")
     # aligned: eyes level and inside the crop where the alignment template puts them
     eyes = np.stack([pts[36:42].mean(0), pts[42:48].mean(0)])
     assert abs(eyes[0, 1] - eyes[1, 1]) < 2 and np.all((pts > -5) & (pts < 117))
     assert abs(eyes[0, 1] - 0.26 * 112) < 4
-    # the reader now uses our aligned faces; the unreadable one counts as missing
+    # the reader now uses our aligned faces; the bad ones count as missing
     idx = open_dataset("rafdb", root)
-    assert len(idx.split("train")) == 3 and idx.n_missing == 1 and len(idx.landmarks) == 2
+    assert len(idx.split("train")) == 3 and idx.n_missing == 3 and len(idx.landmarks) == 2
     again = prepare_rafdb(root, size=112, progress=False)
-    assert again["processed"] == 1 and again["skipped"] == 3  # only the unreadable one is retried
+    assert again["processed"] == 3 and again["skipped"] == 3 and again["errors"] == 3  # bad ones retried

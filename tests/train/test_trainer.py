@@ -88,7 +88,7 @@ def test_without_landmarks_training_is_ce_only(synth, tmp_path):
 
     data = tmp_path / "data"
     shutil.copytree(synth, data)
-    (data / "basic/aucues_landmarks68.json").unlink()
+    (data / "basic/aucues_landmarks68.sqlite").unlink()
     r = train(tiny(data, tmp_path / "r", epochs=1, limit_train=16, val_fraction=0.0), progress=False)
     row = r.history[0]
     assert row["train_align"] == 0 and row["val_accuracy"] is None and r.best_checkpoint.exists()

@@ -23,10 +23,10 @@ from torch.utils.data import Dataset
 
 from aucues.errors import AucuesError
 from aucues.labels import NUM_CLASSES
+from aucues.landmark_cache import CACHE_NAME  # noqa: F401 (re-exported: the readers' cache file name)
 
 log = logging.getLogger("aucues.data")
 
-CACHE_NAME = "aucues_landmarks68.json"
 
 
 @dataclass(frozen=True)
@@ -71,19 +71,17 @@ class DatasetIndex:
 
 
 def load_landmarks(cache_path: Path, keys) -> tuple[dict[str, np.ndarray], str]:
-    """Landmarks of `keys` from a LandmarkCache file (missing file: none, all maps invalid)."""
-    if not cache_path.is_file():
-        return {}, "none"
-    from aucues.landmark_cache import LandmarkCache
+    """Landmarks of `keys` from a landmark cache (SQLite, or the legacy JSON beside it; none: no
+    landmarks, all maps invalid). Read-only, decoded in one pass, closed before workers fork."""
+    from aucues.landmark_cache import LandmarkCache, cache_exists
 
-    cache = LandmarkCache(cache_path)
-    out = {}
-    for k in keys:
-        if k in cache:
-            face = cache.get(k)
-            if face is not None and np.isfinite(face.points).all():
-                out[k] = np.asarray(face.points, np.float32)
-    return out, str(cache_path)
+    if not cache_exists(cache_path):
+        return {}, "none"
+    with LandmarkCache(cache_path, readonly=True) as cache:
+        found = cache.points_many(keys)
+        source = cache.path if cache.path.is_file() else cache.legacy_path
+    out = {k: np.asarray(p, np.float32) for k, p in found.items() if np.isfinite(p).all()}
+    return out, str(source)
 
 
 def check_existing(records: list[Record], index: DatasetIndex) -> list[Record]:

@@ -6,16 +6,17 @@ enlarged by 30% (the whole image when there is no box file), MediaPipe finds the
 (FaceLandmarker, largest face), align_face warps it to size x size, and the result goes to
 `basic/Image/aucues_aligned/<stem>_aligned.jpg` (RAF-DB's own files are never touched). The landmarks
 of the ALIGNED image (the detected points moved by the same similarity transform) go to the cache
-`basic/aucues_landmarks68.json`, keyed by the aligned image's path from the root.
+`basic/aucues_landmarks68.sqlite`, keyed by the aligned image's path from the root.
 
 No face: the enlarged crop resized to size x size is written (as the reference code falls back to
 the crop) and the cache records null (CE only for that image). An unreadable original is recorded
 as null and counted; no aligned image is written for it. Resumable: images whose key is in the
-cache and whose aligned file exists are skipped; the cache is saved atomically every `save_every`
-images, at the end and on interruption.
+cache and whose aligned file exists are skipped; every image is committed to the cache as it is done
+(`save_every` is accepted for old callers and ignored). A bad image (unreadable, too small for the
+detector, an absurd box) is skipped, counted in `errors` and reported in `error_examples`.
 
 Folder / AffectNet datasets come already cropped: `prepare folder|affectnet` only fills
-`<root>/aucues_landmarks68.json` for their images (aucues.landmark_cache.landmark_dataset).
+`<root>/aucues_landmarks68.sqlite` for their images (aucues.landmark_cache.landmark_dataset).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def _original(root: Path, stem: str) -> Path:
     return root / ORIGINAL_DIR / f"{stem}.jpg"
 
 
-def prepare_rafdb(root, size: int = 224, limit: int | None = None, save_every: int = 100,
+def prepare_rafdb(root, size: int = 224, limit: int | None = None, save_every: int = 0,
                   progress: bool = True, landmarker=None) -> dict:
     """Crop, landmark and align RAF-DB's originals (see the module doc). Returns counts."""
     import cv2
@@ -116,42 +117,43 @@ def prepare_rafdb(root, size: int = 224, limit: int | None = None, save_every: i
     try:
         with Progress(*columns, disable=not progress) as bar:
             task = bar.add_task("prepare", total=len(todo))
-            for i, stem in enumerate(todo, 1):
+            for stem in todo:
                 key = key_of[stem]
                 try:
                     image = read_image(_original(root, stem))
-                except AucuesError as e:  # missing or undecodable original: recorded, never fatal
-                    cache.set(key, None)
-                    summary["errors"] += 1
-                    if len(summary["error_examples"]) < 10:
-                        summary["error_examples"].append(str(e))
-                else:
                     crop = crop_box(image, read_box(root / BOX_DIR / f"{stem}_boxes.txt"))
                     faces = landmarker.detect(crop)
                     if faces:
                         al = align_face(crop, faces[0].points, size)
                         pts = al.points.astype(np.float32)
                         box = np.r_[pts.min(0), pts.max(0)].astype(np.float32)
-                        write_image(root / key, al.image)
-                        cache.set(key, Face(box=box, points=pts, score=float(faces[0].score)))
-                        summary["faces"] += 1
+                        out_image, face = al.image, Face(box=box, points=pts, score=float(faces[0].score))
                     else:
-                        write_image(root / key, cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA))
-                        cache.set(key, None)
-                        summary["missing"] += 1
+                        out_image, face = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), None
+                except (AucuesError, RuntimeError, ValueError, cv2.error) as e:
+                    # A bad image (missing, undecodable, too small for the detector, an absurd box, a
+                    # MediaPipe failure) is skipped, counted and reported, never fatal: recorded as no
+                    # landmarks and given no aligned file, so the reader counts it as missing.
+                    cache.set(key, None)
+                    summary["errors"] += 1
+                    if len(summary["error_examples"]) < 10:
+                        msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+                        summary["error_examples"].append(msg if stem in msg else f"{stem}: {msg}")
+                else:
+                    write_image(root / key, out_image)
+                    cache.set(key, face)
+                    summary["missing" if face is None else "faces"] += 1
                 summary["processed"] += 1
                 bar.advance(task)
-                if save_every and i % save_every == 0:
-                    cache.save()
     finally:
-        cache.save()  # also on Ctrl-C: the next run resumes after what was done
+        cache.close()  # each image was committed as it was done: an interrupted run resumes after it
         if own:
             landmarker.close()
     return summary
 
 
 def prepare_landmarks(dataset: str, root, progress: bool = True, landmarker=None) -> dict:
-    """Folder / AffectNet: the landmark cache `<root>/aucues_landmarks68.json` of their images."""
+    """Folder / AffectNet: the landmark cache `<root>/aucues_landmarks68.sqlite` of their images."""
     from aucues.landmark_cache import landmark_dataset
     from aucues.train.data.base import CACHE_NAME
 

@@ -1,0 +1,85 @@
+"""Benchmark of the landmark cache at dataset scale (docs/landmark_cache.md): a synthetic cache of
+`n` entries written the way `aucues landmarks --batch` writes it (one committed set() per image),
+then its size, the time to open it, to decode every entry (what a training run does) and to look
+single keys up. scripts/bench_landmark_cache.py runs it at 300k entries."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from aucues.landmark_cache import LandmarkCache
+from aucues.landmarks import Face
+
+NO_FACE_SHARE = 0.05  # images without a face are stored as NULL rows
+
+
+def synthetic_faces(n: int, seed: int = 0):
+    """(key, Face | None) pairs shaped like a real dataset: AffectNet-like keys, faces of 60-3000 px
+    anywhere in a 6000 px image, 68 points spread over the face, about 5 % without a face."""
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0, 1, (68, 2))
+    for i in range(n):
+        key = f"train_set/images/{i}.jpg"
+        if rng.random() < NO_FACE_SHARE:
+            yield key, None
+            continue
+        side = rng.uniform(60, 3000)
+        origin = rng.uniform(0, 6000 - side, 2)
+        pts = (origin + (base + rng.normal(0, 0.02, (68, 2))) * side).astype(np.float32)
+        yield key, Face(box=np.r_[origin, origin + side].astype(np.float32), points=pts,
+                        score=float(rng.uniform(0.5, 1)))
+
+
+def run_landmark_cache_bench(path, n: int = 300_000, lookups: int = 10_000, seed: int = 0) -> dict:
+    """Write, size, open, decode and look up a synthetic n-entry cache at `path` (a new file)."""
+    path = Path(path)
+    if path.exists():
+        path.unlink()
+    expected, max_err = {}, 0.0
+    t0 = time.perf_counter()
+    cache = LandmarkCache(path)
+    for key, face in synthetic_faces(n, seed):
+        cache.set(key, face)  # one transaction each, as landmark_dataset does
+        if face is not None and len(expected) < 2000:
+            expected[key] = (face.points, float(face.box[2] - face.box[0]))
+    cache.close()
+    write_s = time.perf_counter() - t0
+    size = path.stat().st_size
+
+    t0 = time.perf_counter()
+    cache = LandmarkCache(path, readonly=True)
+    open_s = time.perf_counter() - t0
+    keys = cache.keys()
+    t0 = time.perf_counter()
+    all_points = cache.points_many(keys)
+    decode_all_s = time.perf_counter() - t0
+    for key, (pts, side) in expected.items():
+        max_err = max(max_err, float(np.abs(all_points[key] - pts).max() / side))
+    rng = np.random.default_rng(seed + 1)
+    picks = [keys[i] for i in rng.integers(0, len(keys), lookups)]
+    t0 = time.perf_counter()
+    for k in picks:
+        cache.get(k)
+    lookup_us = (time.perf_counter() - t0) / lookups * 1e6
+    cache.close()
+
+    # The old format (pretty JSON, 2-decimal floats) for the same entries, measured on the first
+    # 2000 and scaled: writing 300k of them would take minutes and most of a gigabyte.
+    sample = {k: None if f is None else {
+        "box": [round(float(v), 2) for v in f.box],
+        "points": [[round(float(x), 2), round(float(y), 2)] for x, y in f.points],
+        "score": round(f.score, 4)} for k, f in synthetic_faces(min(n, 2000), seed)}
+    json_bytes = len(json.dumps({"format": "aucues-landmarks/1", "items": sample}, indent=1))
+    return {
+        "entries": n, "with_face": len(all_points), "file_mb": round(size / 1e6, 2),
+        "bytes_per_entry": round(size / n, 1),
+        "write_s": round(write_s, 2), "write_us_per_entry": round(write_s / n * 1e6, 1),
+        "open_s": round(open_s, 3), "decode_all_s": round(decode_all_s, 3),
+        "load_s": round(open_s + decode_all_s, 3), "lookup_us": round(lookup_us, 1),
+        "max_error_share_of_face": max_err,
+        "old_json_mb_estimate": round(json_bytes / min(n, 2000) * n / 1e6, 1),
+    }
