@@ -467,21 +467,12 @@ def _epoch_line(row: dict, epochs: int, improved: bool) -> str:
 
 def _step(model, criterion, optimizer, scaler, batch, env: DistEnv, use_amp: bool):
     """One optimisation step; returns (LossParts, n samples). A batch whose images were all unreadable
-    still joins the DDP gradient all-reduce (with a zero-weight dummy) so ranks never deadlock."""
+    still joins the DDP gradient all-reduce (zero gradients, see _empty_step) so ranks never deadlock."""
     n = batch["n"]
     device = env.device
     if n == 0:
-        if not env.enabled:
-            return None, 0
-        size = unwrap(model).preprocess.image_size
-        x = torch.zeros(2, unwrap(model).preprocess.channels, size, size, device=device)
-        with torch.autocast(device.type, enabled=use_amp):
-            out = model(x)
-            total = out.logits.sum() * 0.0 + sum(a.sum() for a in out.attentions.values()) * 0.0
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(total).backward()
-        scaler.step(optimizer)  # every rank steps with the averaged gradients: replicas stay equal
-        scaler.update()
+        if env.enabled:
+            _empty_step(model, optimizer, scaler, device, use_amp)
         return None, 0
     x = batch["image"].to(device, non_blocking=True)
     y = batch["label"].to(device, non_blocking=True)
@@ -495,3 +486,25 @@ def _step(model, criterion, optimizer, scaler, batch, env: DistEnv, use_amp: boo
     scaler.step(optimizer)
     scaler.update()
     return parts, n
+
+
+def _empty_step(model, optimizer, scaler, device, use_amp: bool) -> None:
+    """This rank has no image in this batch; the others still all-reduce gradients, so it contributes
+    zeros. The dummy pass runs in eval mode: BatchNorm neither normalises with nor folds into its
+    running statistics the dummy's batch statistics (train mode dragged them toward an all-zero
+    batch), and DDP still prepares the reducer, which does not depend on the mode. torch's Join
+    context does not fit here: the rank has batches after this one, and a joined rank skips
+    optimizer.step, so its momentum buffers would part from the other replicas'."""
+    pp = unwrap(model).preprocess
+    x = torch.zeros(1, pp.channels, pp.image_size, pp.image_size, device=device)
+    model.eval()
+    try:
+        with torch.autocast(device.type, enabled=use_amp):
+            out = model(x)
+            total = out.logits.sum() * 0.0 + sum(a.sum() for a in out.attentions.values()) * 0.0
+    finally:
+        model.train()
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(total).backward()
+    scaler.step(optimizer)  # every rank steps with the same averaged gradients: replicas stay equal
+    scaler.update()

@@ -64,3 +64,85 @@ def test_two_gloo_processes_match_one(tmp_path):
     diff = sum(((a[k] - b[k]) ** 2).sum() for k in a).sqrt()
     norm = sum((b[k] ** 2).sum() for k in b).sqrt()
     assert float(diff / norm) < 0.05, float(diff / norm)  # measured ~0.014
+
+
+def _uneven_worker(rank, world, port, init_path, batch_path, out_dir):
+    """Rank 0's batch has no readable image, rank 1's has four: one _step each, as the trainer does."""
+    from aucues.train.distributed import DistEnv, wrap_model
+    from aucues.train.loss import AUAlignmentLoss
+    from aucues.train.trainer import _step
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        model = _tiny_model()
+        model.load_state_dict(torch.load(init_path, weights_only=True))
+        env = DistEnv(rank=rank, world_size=world, enabled=True)
+        ddp = wrap_model(model, env)
+        ddp.train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        scaler = torch.amp.GradScaler("cuda", enabled=False)
+        batch = {"n": 0, "image": None} if rank == 0 else torch.load(batch_path, weights_only=True)
+        _step(ddp, AUAlignmentLoss(enabled=False), opt, scaler, batch, env, False)
+        assert model.training  # the trainer's mode is restored
+        torch.save(model.state_dict(), out_dir / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def _tiny_model():
+    from aucues.preprocessing import PreprocessConfig
+    from aucues.train.models import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    return build_model(ModelConfig(backbone="resnet18", large_maps=False), PreprocessConfig(image_size=32))
+
+
+def test_empty_batch_on_one_rank_leaves_batchnorm_alone(tmp_path):
+    """DDP with an uneven step (rank 0: every image of its batch unreadable): rank 0 still joins the
+    gradient all-reduce, but its BatchNorm running statistics are exactly what they were (the old
+    zero-image pass in train mode moved running_var and num_batches_tracked), rank 1's are what its
+    own batch gives, and both replicas take the same step: rank 1's gradient averaged over 2 ranks."""
+    import torch.multiprocessing as mp
+
+    from aucues.train.loss import AUAlignmentLoss
+
+    model = _tiny_model()
+    with torch.no_grad():  # non-trivial running statistics to start from
+        model.train()
+        model(torch.randn(6, 3, 32, 32) * 2 + 0.5)
+    init = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.save(init, tmp_path / "init.pt")
+    g = torch.Generator().manual_seed(1)
+    batch = {"n": 4, "image": torch.randn(4, 3, 32, 32, generator=g), "label": torch.tensor([0, 1, 2, 3]),
+             "au_map": torch.zeros(4, 32, 32), "valid": torch.zeros(4, dtype=torch.bool)}
+    torch.save(batch, tmp_path / "batch.pt")
+    mp.spawn(_uneven_worker, args=(2, _free_port(), tmp_path / "init.pt", tmp_path / "batch.pt", tmp_path),
+             nprocs=2, join=True)
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+
+    # expected: one process, same start, rank 1's batch in train mode, gradient halved (DDP's average)
+    ref = _tiny_model()
+    ref.load_state_dict(init)
+    ref.train()
+    opt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+    AUAlignmentLoss(enabled=False)(ref(batch["image"]), batch["label"], batch["au_map"], batch["valid"]).total.backward()
+    for p in ref.parameters():
+        p.grad /= 2
+    opt.step()
+    expected = ref.state_dict()
+
+    bn_keys = [k for k in init if "running" in k or "num_batches_tracked" in k]
+    assert bn_keys
+    for k in bn_keys:
+        assert torch.equal(r0[k], init[k]), k  # untouched by the empty step
+        torch.testing.assert_close(r1[k], expected[k], rtol=1e-5, atol=1e-6)
+    assert not all(torch.equal(r1[k], init[k]) for k in bn_keys)  # rank 1 did learn its statistics
+    for k in init:
+        if k not in bn_keys:
+            torch.testing.assert_close(r0[k], r1[k], rtol=0, atol=0)  # replicas stay equal
+            torch.testing.assert_close(r1[k], expected[k], rtol=1e-4, atol=1e-5)
