@@ -96,14 +96,14 @@ class LandmarkCache:
         self.readonly = readonly
         self._db: sqlite3.Connection | None = None
         self._legacy: dict | None = None
-        self._keys: set[str] = set()
+        self._key_set: set[str] | None = set()   # None: not read yet (read on first need)
         self._batch = 0
         self._wal = False
         if self.path.exists():
             self._open()
         elif self.legacy_path.is_file():
             self._legacy = _read_legacy(self.legacy_path)
-            self._keys = set(self._legacy)
+            self._key_set = set(self._legacy)
 
     # -- the SQLite store -------------------------------------------------------------------------
     def _open(self) -> None:
@@ -123,10 +123,19 @@ class LandmarkCache:
             if not fmt or fmt[0] != FORMAT:
                 db.close()
                 raise AucuesError(f"{self.path}: not a landmark cache (expected format {FORMAT!r})")
-            self._keys = {k for (k,) in db.execute("SELECT key FROM items")}
         except sqlite3.Error as e:
             raise _db_error(self.path, e) from None
         self._db = db
+        self._key_set = None  # a training run's points_many() never needs the set of all keys
+
+    @property
+    def _keys(self) -> set[str]:
+        if self._key_set is None:
+            try:
+                self._key_set = set(next(zip(*self._db.execute("SELECT key FROM items").fetchall()), ()))
+            except sqlite3.Error as e:
+                raise _db_error(self.path, e) from None
+        return self._key_set
 
     def _create(self) -> None:
         """A new store with the legacy entries (if any), built beside and renamed into place: a kill
@@ -183,15 +192,18 @@ class LandmarkCache:
     def get(self, key) -> Face | None:
         """The cached Face; None for a recorded missing face; KeyError if never processed."""
         k = _key(key)
-        if k not in self._keys:
-            raise KeyError(k)
         if self._db is None:
+            if k not in self._keys:
+                raise KeyError(k)
             d = self._legacy[k]
             return None if d is None else _face_from_json(d, f"{self.legacy_path}[{k}]")
         try:
-            (blob,) = self._db.execute("SELECT face FROM items WHERE key=?", (k,)).fetchone()
+            row = self._db.execute("SELECT face FROM items WHERE key=?", (k,)).fetchone()
         except sqlite3.Error as e:
             raise _db_error(self.path, e) from None
+        if row is None:
+            raise KeyError(k)
+        blob = row[0]
         if blob is None:
             return None
         try:
@@ -207,11 +219,11 @@ class LandmarkCache:
 
     def points_many(self, keys) -> dict[str, np.ndarray]:
         """{key: (68, 2) float32} for those of `keys` that have a face (decoded in one pass)."""
-        want = {_key(k) for k in keys} & self._keys
+        want = {_key(k) for k in keys}
         if self._db is None:
-            return {k: self.points(k) for k in want if self._legacy[k] is not None}
+            return {k: self.points(k) for k in want & self._keys if self._legacy[k] is not None}
         try:
-            if len(want) > _SCAN_ABOVE:
+            if len(want) > _SCAN_ABOVE:  # one scan of the table beats a query per key
                 rows = [(k, b) for k, b in self._db.execute("SELECT key, face FROM items WHERE face IS NOT NULL")
                         if k in want]
             else:
@@ -220,7 +232,7 @@ class LandmarkCache:
         except sqlite3.Error as e:
             raise _db_error(self.path, e) from None
         _, points, _ = decode_many([b for _, b in rows])
-        return {k: points[i] for i, (k, _) in enumerate(rows)}
+        return dict(zip([k for k, _ in rows], points))
 
     def set(self, key, face: Face | None) -> None:
         """Record `key` (a Face, or None for no face); committed at once unless inside batch()."""
@@ -233,7 +245,8 @@ class LandmarkCache:
                 db.commit()
         except sqlite3.Error as e:
             raise _db_error(self.path, e) from None
-        self._keys.add(k)
+        if self._key_set is not None:
+            self._key_set.add(k)
 
     @contextlib.contextmanager
     def batch(self):

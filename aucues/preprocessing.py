@@ -6,6 +6,7 @@ generation; never re-typed elsewhere."""
 from __future__ import annotations
 
 import json
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
@@ -14,6 +15,9 @@ from aucues.errors import AucuesError
 from aucues.labels import CLASS_NAMES
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
+# A model input side above this is a corrupt or hostile config, not a face model: one 2048 px RGB
+# float input is already 50 MB, and 20000 px asked for ~5 GB per image before failing.
+MAX_IMAGE_SIZE = 2048
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
@@ -38,8 +42,10 @@ class PreprocessConfig:
     crop: str = "five_point"
 
     def __post_init__(self) -> None:
-        if self.image_size < 16:
-            raise AucuesError(f"image_size must be >= 16, got {self.image_size}")
+        if isinstance(self.image_size, bool) or not isinstance(self.image_size, numbers.Integral):
+            raise AucuesError(f"image_size must be an integer, got {self.image_size!r}")
+        if not 16 <= self.image_size <= MAX_IMAGE_SIZE:
+            raise AucuesError(f"image_size must be between 16 and {MAX_IMAGE_SIZE}, got {self.image_size}")
         if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):
             raise AucuesError("mean and std need three values each, std > 0")
         if not self.class_names:

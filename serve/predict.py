@@ -21,6 +21,7 @@ class Item:
     data: bytes | None = None
     error: str | None = None
     stem: str = ""
+    skipped: int = 0           # > 0: not an input but a note that a folder had this many other files
 
 
 def _video_frames(path: Path, fps: float) -> Iterator[Item]:
@@ -55,29 +56,61 @@ def _video_frames(path: Path, fps: float) -> Iterator[Item]:
         cap.release()
 
 
+def _folder_files(folder: Path) -> tuple[list[Path], int]:
+    """(images and videos under `folder`, sorted; how many other files were passed over). A dangling
+    symlink with an image or video name is kept, so reading it reports it instead of a silent skip."""
+    files, other = [], 0
+    for f in folder.rglob("*"):
+        if f.is_dir():
+            continue
+        if f.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS:
+            files.append(f)
+        else:
+            other += 1
+    return sorted(files), other
+
+
 def iter_inputs(paths: list[str | Path], fps: float = 2.0) -> Iterator[Item]:
-    """Every image and sampled video frame under `paths` (folders are walked, sorted)."""
+    """Every image and sampled video frame under `paths` (folders are walked, sorted). Inputs are
+    read only from regular files with a size cap (aucues.io.read_file_bytes): a FIFO, a device such
+    as /dev/zero, a dangling symlink or a huge file is one error item, never a hang. Files in a folder
+    that are neither images nor videos are counted in one `skipped` note per folder."""
+    import os
+    import stat
+
+    from aucues.io import read_file_bytes
+
     if fps <= 0:
         raise AucuesError(f"--fps must be > 0, got {fps}")
     for raw in paths:
         p = Path(raw)
-        if not p.exists():
+        if not p.exists() and not p.is_symlink():
             yield Item(str(p), error="no such file or directory")
             continue
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS)
+            files, other = _folder_files(p)
+            if other:
+                yield Item(str(p), skipped=other)
             if not files:
                 yield Item(str(p), error="no images or videos in this folder")
         else:
             files = [p]
         for f in files:
             if f.suffix.lower() in VIDEO_EXTS:
-                yield from _video_frames(f, fps)
+                try:
+                    regular = stat.S_ISREG(os.stat(f).st_mode)
+                except OSError:
+                    regular = False
+                if not regular:  # cv2 would block on a FIFO or read a device forever
+                    yield Item(str(f), error="not a regular file (dangling symlink, FIFO or device)")
+                else:
+                    yield from _video_frames(f, fps)
                 continue
             try:
-                yield Item(str(f), f.read_bytes(), stem=f.stem)
-            except OSError as e:
-                yield Item(str(f), error=f"cannot read ({e.strerror})")
+                yield Item(str(f), read_file_bytes(f), stem=f.stem)
+            except AucuesError as e:
+                msg = str(e)
+                yield Item(str(f), error=msg[len(str(f)) + 2:] if msg.startswith(f"{f}: ") else msg)
 
 
 def summary_line(name: str, result: dict) -> str:
@@ -102,14 +135,24 @@ def run_predict(paths: list[str | Path], *, url: str | None = None, protocol: st
     from aucues.serve.overlay import render_overlay
 
     out_dir = Path(overlays) if overlays else None
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir is not None:  # checked before any request: a bad --overlays is one line, not a traceback
+        if out_dir.exists() and not out_dir.is_dir():
+            raise AucuesError(f"--overlays {out_dir}: exists and is not a folder")
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise AucuesError(f"--overlays {out_dir}: cannot create the folder ({e.strerror or e})") from None
     ok = failed = 0
     used: set[str] = set()
     with AucuesClient(url, protocol, timeout=timeout) as client:
         client.check_ready()
         spec = client.spec
         for item in iter_inputs(paths, fps):
+            if item.skipped:
+                reason = "neither images nor videos"
+                emit(json.dumps({"input": item.name, "skipped": item.skipped, "reason": reason}) if as_json
+                     else f"{item.name}: {item.skipped} file{'s' if item.skipped != 1 else ''} skipped ({reason})")
+                continue
             err = item.error
             if err is None:
                 try:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import skip_unless_ci
 from tests.serve.conftest import tiny_checkpoint, tiny_onnx  # noqa: F401  (the tiny exported model)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,7 +93,7 @@ def test_wheel_builds_repository_and_serves(tiny_onnx, tmp_path):
     try:
         find_tritonserver()
     except Exception as e:
-        pytest.skip(f"tritonserver binary absent: {e}")
+        skip_unless_ci(f"tritonserver binary absent: {e}")
     out = _run([str(py), "-c", SERVE_SCRIPT, str(repo)], cwd=work, env=env).stdout
     ready = json.loads(out.strip().splitlines()[-1])
     assert ready == {"preprocess": True, "classifier": True, "postprocess": True, "aucues": True}, ready

@@ -108,7 +108,7 @@ def load_checkpoint(path, map_location="cpu"):
     try:
         config = ModelConfig.from_dict(data["model_config"])
         preprocess = PreprocessConfig.from_dict(data["preprocess"])
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, AucuesError) as e:
         raise AucuesError(f"{p}: bad model or preprocessing config ({e})") from None
     # The saved tensors are the weights: never download or read the original init weights again.
     model = build_model(dataclasses.replace(config, weights="random"), preprocess)

@@ -364,7 +364,7 @@ def _announce(config: TrainConfig, env: DistEnv, out: Path, index, train_ds, val
                   + (f"; DDP x{env.world_size}" if env.enabled else "") + f"; device {env.device}")
     if config.au_loss and n_lm == 0:
         console.print("[yellow]warning:[/] no landmarks for the training images: AU maps are invalid, "
-                      "training is CE only (run `aucues data prepare` / provide aucues_landmarks68.json)")
+                      "training is CE only (run `aucues data prepare` / provide aucues_landmarks68.sqlite)")
 
 
 def _make_loaders(config: TrainConfig, env: DistEnv, train_ds, val_ds):

@@ -121,3 +121,21 @@ def test_extra_validation(tmp_path, model):
     with pytest.raises(AucuesError, match="ndarray"):
         save_checkpoint(tmp_path / "m.pt", model, {"rng": {"numpy": np.zeros(3)}})
     assert not (tmp_path / "m.pt").exists()
+
+
+@pytest.mark.parametrize("size", [20000, "224", 8])
+def test_absurd_image_size_is_one_line(tmp_path, model, cli, size):
+    """A checkpoint whose preprocessing asks for a 20000 px input once died allocating ~5 GB with a
+    traceback (export, evaluate, serve); now load refuses it with one line naming the file."""
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model)
+    data = torch.load(path, weights_only=True)
+    data["preprocess"]["image_size"] = size
+    torch.save(data, path)
+    with pytest.raises(AucuesError, match="image_size must be") as e:
+        load_checkpoint(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+    code, out = cli("export", path, "--out", tmp_path / "m.onnx")
+    assert code == 1 and "Traceback" not in out
+    assert len([ln for ln in out.splitlines() if ln.startswith("error:")]) == 1 and "image_size" in out
+    assert not (tmp_path / "m.onnx").exists()

@@ -8,7 +8,7 @@
 is dropped; with 8 it keeps index 7 (no AU map: CE only). The official validation set is the test
 split (docs/method.md §1); model selection holds out part of train_set.
 
-Landmarks: `<root>/aucues_landmarks68.json` (LandmarkCache, keys like `train_set/images/0.jpg`)
+Landmarks: `<root>/aucues_landmarks68.sqlite` (LandmarkCache, keys like `train_set/images/0.jpg`)
 when present, else AffectNet's own 68 points `<id>_lnd.npy` (136 values x0,y0,x1,y1,... in image
 pixels) when present, else none (CE only). Any other AffectNet packaging can be read as a CSV with
 `--dataset folder` (path,label[,split]).

@@ -6,7 +6,7 @@ CSV: `<root>/labels.csv`, or `--data` pointing at a .csv file, with rows `path,l
 (an optional header row `path,label,split`); paths relative to the CSV's folder; label a class name
 or index; rows without a split are train.
 
-Landmarks: `aucues_landmarks68.json` in the root (keys = paths relative to the root) when present,
+Landmarks: `aucues_landmarks68.sqlite` in the root (keys = paths relative to the root) when present,
 else none (AU maps invalid, CE only). A `val` split, when present, replaces the held-out validation.
 """
 

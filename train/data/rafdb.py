@@ -3,7 +3,7 @@
     <root>/basic/EmoLabel/list_patition_label.txt   lines `train_00001.jpg 5` (RAF-DB ids 1..7)
     <root>/basic/Image/aucues_aligned/<stem>_aligned.jpg   written by `aucues data prepare rafdb`
     <root>/basic/Image/aligned/<stem>_aligned.jpg          RAF-DB's own aligned faces (fallback)
-    <root>/basic/aucues_landmarks68.json                   LandmarkCache keyed by image path from root
+    <root>/basic/aucues_landmarks68.sqlite                   LandmarkCache keyed by image path from root
 
 `train_*` files are the train split, `test_*` the test split. RAF ids map with RAFDB_TO_INDEX.
 """
