@@ -138,7 +138,7 @@ class LandmarkCache:
         return self._key_set
 
     def _create(self) -> None:
-        """A new store with the legacy entries (if any), built beside and renamed into place: a kill
+        """A new store with the legacy entries (if any), built beside and linked into place: a kill
         during the import leaves no half store that would hide the JSON."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
@@ -156,7 +156,14 @@ class LandmarkCache:
                 db.execute("INSERT INTO meta VALUES ('format', ?)", (FORMAT,))
                 db.executemany("INSERT INTO items VALUES (?, ?)", rows)
             db.close()
-            os.replace(tmp, self.path)
+            try:  # link, not replace: another process that created the store first keeps its rows
+                os.link(tmp, self.path)
+            except FileExistsError:
+                pass
+            except OSError:  # a file system without hard links
+                if not self.path.exists():
+                    os.replace(tmp, self.path)
+            tmp.unlink(missing_ok=True)
         except (sqlite3.Error, OSError) as e:
             tmp.unlink(missing_ok=True)
             raise AucuesError(f"{self.path}: cannot create the landmark cache ({e})") from None
@@ -218,10 +225,12 @@ class LandmarkCache:
         return np.full((68, 2), np.nan, np.float32) if face is None else face.points
 
     def points_many(self, keys) -> dict[str, np.ndarray]:
-        """{key: (68, 2) float32} for those of `keys` that have a face (decoded in one pass)."""
+        """{key: (68, 2) float32} for those of `keys` that have a face (decoded in one pass); the
+        points are always finite (the codec refuses others)."""
         want = {_key(k) for k in keys}
         if self._db is None:
-            return {k: self.points(k) for k in want & self._keys if self._legacy[k] is not None}
+            pts = {k: self.points(k) for k in want & self._keys if self._legacy[k] is not None}
+            return {k: p for k, p in pts.items() if np.isfinite(p).all()}  # JSON could hold NaN
         try:
             if len(want) > _SCAN_ABOVE:  # one scan of the table beats a query per key
                 rows = [(k, b) for k, b in self._db.execute("SELECT key, face FROM items WHERE face IS NOT NULL")

@@ -45,6 +45,15 @@ class _Clock:
         self.wall, self.cpu = time.perf_counter() - self.w, time.process_time() - self.c
 
 
+def _bytes_written() -> int:
+    """Bytes this process handed to write() so far (Linux /proc/self/io wchar; -1 elsewhere)."""
+    try:
+        with open("/proc/self/io") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("wchar:"))
+    except (OSError, StopIteration, ValueError):
+        return -10**18
+
+
 def run_landmark_cache_bench(path, n: int = 300_000, lookups: int = 10_000, seed: int = 0) -> dict:
     """Write, size, open, decode and look up a synthetic n-entry cache at `path` (a new file)."""
     import os
@@ -53,6 +62,7 @@ def run_landmark_cache_bench(path, n: int = 300_000, lookups: int = 10_000, seed
     if path.exists():
         path.unlink()
     expected, keys = {}, []
+    written0 = _bytes_written()
     with _Clock() as write:
         cache = LandmarkCache(path)
         for key, face in synthetic_faces(n, seed):
@@ -62,6 +72,7 @@ def run_landmark_cache_bench(path, n: int = 300_000, lookups: int = 10_000, seed
                 expected[key] = (face.points, float(face.box[2] - face.box[0]))
         cache.close()
     size = path.stat().st_size
+    written = _bytes_written() - written0
 
     with _Clock() as load:  # what a training run does: open, then every listed image's points
         cache = LandmarkCache(path, readonly=True)
@@ -88,6 +99,7 @@ def run_landmark_cache_bench(path, n: int = 300_000, lookups: int = 10_000, seed
         "bytes_per_entry": round(size / n, 1),
         "write_s": round(write.wall, 2), "write_cpu_s": round(write.cpu, 2),
         "write_us_per_entry": round(write.wall / n * 1e6, 1),
+        "written_mb": round(written / 1e6, 1) if written >= 0 else None,
         "load_s": round(load.wall, 3), "load_cpu_s": round(load.cpu, 3),
         "key_set_s": round(key_set.wall, 3), "key_set_cpu_s": round(key_set.cpu, 3),
         "lookup_us": round(lookup.wall / lookups * 1e6, 1), "lookup_cpu_us": round(lookup.cpu / lookups * 1e6, 1),

@@ -30,7 +30,9 @@ def prepare_cmd(
     s = prepare(dataset, root, size=size, limit=limit, progress=not quiet)
     console.print(f"{dataset} at {root}: {s['total']} images, {s['processed']} processed now, "
                   f"{s['skipped']} already done; faces {s['faces']}, no face {s['missing']}, "
-                  f"bad images skipped {s['errors']}; landmarks: {s['cache']}", highlight=False)
+                  f"bad images skipped {s['errors']}"
+                  + (f", other files ignored {s['ignored']}" if s.get("ignored") else "")
+                  + f"; landmarks: {s['cache']}", highlight=False, soft_wrap=True)
     examples = s.get("error_examples", [])
     for e in examples[:3]:
         console.print(f"  [yellow]skipped:[/] {e}", highlight=False, soft_wrap=True)

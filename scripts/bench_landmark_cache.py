@@ -1,6 +1,7 @@
 """Measure the landmark cache at dataset scale (docs/landmark_cache.md records the numbers).
 
-    .venv/bin/python scripts/bench_landmark_cache.py [--entries 300000] [--dir /tmp] [--out runs/bench/landmark_cache.json]
+    .venv/bin/python scripts/bench_landmark_cache.py [--entries 300000] [--dir /tmp]
+                                                     [--out runs/bench/landmark_cache.json]
 
 Writes a synthetic cache of --entries images (aucues.landmark_cache_bench.synthetic_faces) one committed
 set() at a time, as `aucues landmarks --batch` does, then reports its size, the time to open it and

@@ -130,7 +130,8 @@ def test_empty_batch_on_one_rank_leaves_batchnorm_alone(tmp_path):
     ref.load_state_dict(init)
     ref.train()
     opt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
-    AUAlignmentLoss(enabled=False)(ref(batch["image"]), batch["label"], batch["au_map"], batch["valid"]).total.backward()
+    loss = AUAlignmentLoss(enabled=False)(ref(batch["image"]), batch["label"], batch["au_map"], batch["valid"])
+    loss.total.backward()
     for p in ref.parameters():
         p.grad /= 2
     opt.step()

@@ -78,9 +78,8 @@ def load_landmarks(cache_path: Path, keys) -> tuple[dict[str, np.ndarray], str]:
     if not cache_exists(cache_path):
         return {}, "none"
     with LandmarkCache(cache_path, readonly=True) as cache:
-        found = cache.points_many(keys)
+        out = cache.points_many(keys)  # finite float32 (68, 2) per key with a face
         source = cache.path if cache.path.is_file() else cache.legacy_path
-    out = {k: np.asarray(p, np.float32) for k, p in found.items() if np.isfinite(p).all()}
     return out, str(source)
 
 
