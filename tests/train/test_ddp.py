@@ -101,6 +101,7 @@ def _tiny_model():
     return build_model(ModelConfig(backbone="resnet18", large_maps=False), PreprocessConfig(image_size=32))
 
 
+@pytest.mark.slow  # two spawned interpreters importing torch: 42 s on the shared 2-core machine
 def test_empty_batch_on_one_rank_leaves_batchnorm_alone(tmp_path):
     """DDP with an uneven step (rank 0: every image of its batch unreadable): rank 0 still joins the
     gradient all-reduce, but its BatchNorm running statistics are exactly what they were (the old
