@@ -61,6 +61,9 @@ def serve(
     admin_apis: bool = typer.Option(False, "--admin-apis",
                                     help="Leave shared-memory, model-repository, trace and logging APIs open "
                                          "to every client (default: restricted)."),
+    watchdog: bool = typer.Option(True, "--watchdog/--no-watchdog",
+                                  help="Reload a model whose Python stub process died (explicit model control; "
+                                       "not ready while it reloads)."),
 ) -> None:
     """Start tritonserver on a model repository, wait until it is ready, print the endpoints and run
     until Ctrl-C or SIGTERM (forwarded to the server, which stops cleanly)."""
@@ -70,7 +73,8 @@ def serve(
     from aucues.serve.tritonserver import TritonServer
 
     server = TritonServer(repository, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
-                          binary=tritonserver, address=address, admin_apis=admin_apis)
+                          binary=tritonserver, address=address, admin_apis=admin_apis, watchdog=watchdog,
+                          on_event=lambda msg: console.print(f"[yellow]watchdog[/] {msg}", highlight=False))
     console.print(f"starting {server.binary} on {server.repository} ...", highlight=False)
     stopping = []
 

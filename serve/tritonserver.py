@@ -130,7 +130,8 @@ class TritonServer:
 
     def __init__(self, repository: str | Path, *, http_port: int | None = None, grpc_port: int | None = None,
                  metrics_port: int | None = None, binary: str | Path | None = None, address: str = LOOPBACK,
-                 log_verbose: int = 0, extra_args: list[str] | None = None, admin_apis: bool = False):
+                 log_verbose: int = 0, extra_args: list[str] | None = None, admin_apis: bool = False,
+                 watchdog: bool = True, on_event=None):
         self.repository = Path(repository).resolve()
         if not (self.repository / "aucues" / "config.pbtxt").exists() and not any(
                 self.repository.glob("*/config.pbtxt")):
@@ -144,6 +145,10 @@ class TritonServer:
         self.log_verbose = log_verbose
         self.extra_args = list(extra_args or [])
         self.admin_apis = admin_apis
+        # restart a model whose Python stub died (serve/watchdog.py); needs explicit model control
+        self.use_watchdog = watchdog
+        self.on_event = on_event
+        self.watchdog = None
         # header value a client must send to use a restricted API; random per start, never logged
         self.admin_key = secrets.token_hex(16)
         self._explicit_ports = [p for p in (http_port, grpc_port, metrics_port) if p]
@@ -187,6 +192,10 @@ class TritonServer:
                f"--exit-timeout-secs={EXIT_TIMEOUT_S}",
                f"--log-verbose={self.log_verbose}",
                f"--backend-config=python,shm-region-prefix-name={shm_prefix}"]
+        if self.use_watchdog:
+            # explicit model control: the watchdog reloads one model through the repository API;
+            # every model of the repository is still loaded at start
+            cmd += ["--model-control-mode=explicit", "--load-model=*"]
         if not self.admin_apis:
             apis = ",".join(RESTRICTED_APIS)
             cmd += [f"--http-restricted-api={apis}:{ADMIN_HEADER}={self.admin_key}",
@@ -221,6 +230,12 @@ class TritonServer:
             self.stop()
             raise
         self.start_seconds = time.monotonic() - t0
+        if self.use_watchdog:
+            from aucues.serve.watchdog import StubWatchdog
+
+            self.watchdog = StubWatchdog(self, log=self.on_event)
+            self.watchdog.poll_once()  # learn the stubs now, so a death right after start counts
+            self.watchdog.start()
         return self
 
     def log_tail(self, lines: int = 30) -> str:
@@ -261,6 +276,9 @@ class TritonServer:
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, wait (Triton unloads models and stops its stubs), SIGKILL if it hangs."""
         code = None
+        if self.watchdog is not None:  # before SIGTERM: stubs stopping at shutdown are no deaths
+            self.watchdog.stop()
+            self.watchdog = None
         if self.proc is not None:
             if self.proc.poll() is None:
                 self.proc.send_signal(signal.SIGTERM)
