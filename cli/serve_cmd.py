@@ -29,6 +29,9 @@ def repository_build(
     force: bool = typer.Option(False, "--force",
                                help="Write into a non-empty folder this command did not create (only its "
                                     "preprocess, classifier, postprocess and aucues folders are replaced)."),
+    allow_unverified: bool = typer.Option(False, "--allow-unverified",
+                                          help="Accept an ONNX whose export verification failed, was skipped "
+                                               "or is not recorded (refused by default)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Write a complete Triton model repository (preprocess, classifier, postprocess, the `aucues`
@@ -37,7 +40,7 @@ def repository_build(
 
     report = build_repository(out, onnx=onnx, checkpoint=checkpoint, backend=backend, plan=plan,
                               instances=instances, max_batch=max_batch, trt_accelerator=trt_accelerator,
-                              dynamic_batching=dynamic_batching, force=force)
+                              dynamic_batching=dynamic_batching, force=force, allow_unverified=allow_unverified)
     if json_out:
         print(json.dumps(report, indent=1))
         return
@@ -46,6 +49,8 @@ def repository_build(
     console.print(f"[green]wrote[/] {report['repository']} (classifier backend {report['backend']}, "
                   f"{report['image_size']} px, {len(report['class_names'])} classes, "
                   f"attention layers {', '.join(report['layers'])})", highlight=False)
+    if not report.get("verified"):
+        console.print("[yellow]warning[/] the model is not verified (--allow-unverified)", highlight=False)
     console.print(f"serve it with: aucues serve --repository {report['repository']}", highlight=False)
 
 
