@@ -113,6 +113,7 @@ def predict(
     json_out: bool = typer.Option(False, "--json", help="One JSON object per input (JSON lines)."),
     fps: float = typer.Option(2.0, "--fps", help="Frames per second sampled from videos."),
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds per request."),
+    batch: int = typer.Option(1, "--batch", help="Images per request (each still gets its own answer or error)."),
 ) -> None:
     """Classify faces with a running server: label, probabilities, AU evidence and the
     interpretability score per image; non-zero exit if any input failed."""
@@ -122,7 +123,8 @@ def predict(
 
     try:
         ok, failed = run_predict(inputs, url=url, protocol=protocol, overlays=overlays, as_json=json_out,
-                                 fps=fps, emit=lambda s: print(s, flush=True), timeout=timeout)
+                                 fps=fps, emit=lambda s: print(s, flush=True), timeout=timeout,
+                                 batch=batch)
     except ServerUnreachable as e:
         fail(str(e))
         return
