@@ -50,6 +50,49 @@ def _die_with_parent() -> None:
         pass
 
 
+SHM_DIR = Path("/dev/shm")
+WORKDIR_PREFIX = "aucues-triton-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def sweep_stale(tmp: Path | None = None, shm: Path = SHM_DIR) -> list[Path]:
+    """Remove the work folders and Python-backend shared-memory regions left by launchers that died
+    without stopping their server (kill -9: PDEATHSIG kills tritonserver, but nobody cleans up).
+    Both names carry the launcher's pid (aucues-triton-<pid>-*, aucues<pid>x*); only those of dead
+    pids are removed."""
+    import re
+
+    tmp = Path(tmp or tempfile.gettempdir())
+    removed = []
+    for folder, pattern in ((tmp, re.compile(rf"{WORKDIR_PREFIX}(\d+)-")), (shm, re.compile(r"aucues(\d+)x"))):
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            continue
+        for e in entries:
+            m = pattern.match(e.name)
+            if not m or _pid_alive(int(m.group(1))):
+                continue
+            try:
+                if e.is_dir() and not e.is_symlink():
+                    shutil.rmtree(e)
+                else:
+                    e.unlink()
+                removed.append(e)
+            except OSError:  # another user's, or already gone
+                pass
+    return removed
+
+
 def port_in_use(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
@@ -213,7 +256,8 @@ class TritonServer:
             if port_in_use(bind, port):
                 raise AucuesError(f"port {port} on {bind} is already in use (another server?); "
                                   f"choose other ports or stop that process")
-        self.workdir = Path(tempfile.mkdtemp(prefix="aucues-triton-"))
+        sweep_stale()  # leftovers of launchers killed with -9 (their pid is in the names)
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
         if _is_wheel_binary(self.binary):
             prepare_backends(self.workdir)
             (self.workdir / "caches").mkdir()

@@ -246,6 +246,15 @@ def test_tritonserver_dies_with_a_killed_parent(repository):
         while _alive(child) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not _alive(child), f"tritonserver {child} outlived its killed parent"
+        # its work folder and shared memory stay behind; the next start sweeps them (dead launcher pid)
+        from pathlib import Path
+
+        from aucues.serve.tritonserver import SHM_DIR, sweep_stale
+
+        workdir = Path(line[1])
+        leftovers = [workdir] + sorted(SHM_DIR.glob(f"aucues{parent.pid}x*"))
+        removed = sweep_stale()
+        assert all(p in removed and not p.exists() for p in leftovers), (leftovers, removed)
     finally:
         if parent.poll() is None:
             parent.kill()
