@@ -84,3 +84,27 @@ def test_missing_verification_record_refused_and_verified_accepted(tiny_onnx, tm
     import json
 
     assert json.loads(r.stdout)["verified"] is True
+
+
+def test_served_nan_model_gives_errors_never_labels(nan_onnx, tmp_path, astronaut_bytes):
+    """Opting in serves the NaN model; its answers are errors (one-row: the request; several rows:
+    each row's status), never a label."""
+    from aucues.errors import AucuesError
+    from aucues.serve.client import AucuesClient, PredictError
+    from aucues.serve.repository import build_repository
+    from aucues.serve.tritonserver import TritonServer, find_tritonserver
+
+    try:
+        find_tritonserver()
+    except AucuesError as e:
+        pytest.skip(str(e))
+    repo = tmp_path / "nan_repo"
+    build_repository(repo, onnx=nan_onnx, max_batch=4, instances=1, allow_unverified=True)
+    with TritonServer(repo) as server, AucuesClient(server.http_url) as c:
+        with pytest.raises(PredictError, match="non-finite"):
+            c.predict(astronaut_bytes)
+        rows = c.predict_many([astronaut_bytes, b"not an image" * 10, astronaut_bytes])
+        assert all(isinstance(r, PredictError) for r in rows), rows
+        assert "non-finite" in str(rows[0]) and "not an image" in str(rows[1])
+        out = c.infer_raw([astronaut_bytes, astronaut_bytes])
+        assert list(out["label"].reshape(-1)) == [b"", b""] and not out["probabilities"].any()
