@@ -85,7 +85,8 @@ class StubWatchdog(threading.Thread):
     def stop(self) -> None:
         self._halt.set()
         if self.is_alive() and threading.current_thread() is not self:
-            self.join(RELOAD_TIMEOUT_S)
+            # a reload in flight ends when the server stops (its HTTP call fails); the thread is a daemon
+            self.join(5)
 
     # -- the model-repository API, with the launcher's admin key ---------------------------------
     def _post(self, path: str, timeout: float = RELOAD_TIMEOUT_S) -> None:
