@@ -55,10 +55,10 @@ class TritonPythonModel:
                 except Exception as e:  # noqa: BLE001 - this row's failure only
                     rows.append(None)
                     status.append(f"preprocess failed: {e.__class__.__name__}: {e}".encode())
-        s = self.spec.image_size
+        s, c = self.spec.image_size, self.spec.preprocess.channels
         z = lambda shape, dt: np.zeros(shape, dt)  # noqa: E731 - a failed row carries zeros
         out = {
-            "image": np.stack([r.image if r else z((3, s, s), np.float32) for r in rows]).astype(np.float32),
+            "image": np.stack([r.image if r else z((c, s, s), np.float32) for r in rows]).astype(np.float32),
             "landmarks": np.stack([r.landmarks if r else z((68, 2), np.float32) for r in rows]).astype(np.float32),
             "face_box": np.stack([r.face_box if r else z(4, np.float32) for r in rows]).astype(np.float32),
             "num_faces": np.array([[r.num_faces if r else 0] for r in rows], np.int32),
