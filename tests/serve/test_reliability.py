@@ -269,7 +269,7 @@ def _grey(ext: str, h: int, w: int, *params) -> bytes:
     return buf.tobytes()
 
 
-WORST_CASE_S = 8.0   # per image, on the shared 2-core machine (measured 0.7-1.6 s; before: 24 s)
+WORST_CASE_S = 8.0   # per image, on the shared 2-core machine (measured 0.3-2.0 s; before: 24 s)
 WORST_CASE_MB = 250  # peak RSS growth of a fresh process per image (measured 29-116 MB)
 
 MEASURE = """

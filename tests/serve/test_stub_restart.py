@@ -13,7 +13,7 @@ import pytest
 
 from aucues.errors import AucuesError
 
-READY_WITHIN_S = 30.0   # kill -> model ready again (measured 4.5-6.5 s on the loaded 2-core machine)
+READY_WITHIN_S = 30.0   # kill -> model ready again (measured 4.5-9.1 s on the loaded 2-core machine)
 
 
 def _ready(url: str, path: str) -> bool:
