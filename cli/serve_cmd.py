@@ -29,6 +29,9 @@ def repository_build(
     force: bool = typer.Option(False, "--force",
                                help="Write into a non-empty folder this command did not create (only its "
                                     "preprocess, classifier, postprocess and aucues folders are replaced)."),
+    allow_unverified: bool = typer.Option(False, "--allow-unverified",
+                                          help="Accept an ONNX whose export verification failed, was skipped "
+                                               "or is not recorded (refused by default)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Write a complete Triton model repository (preprocess, classifier, postprocess, the `aucues`
@@ -37,7 +40,7 @@ def repository_build(
 
     report = build_repository(out, onnx=onnx, checkpoint=checkpoint, backend=backend, plan=plan,
                               instances=instances, max_batch=max_batch, trt_accelerator=trt_accelerator,
-                              dynamic_batching=dynamic_batching, force=force)
+                              dynamic_batching=dynamic_batching, force=force, allow_unverified=allow_unverified)
     if json_out:
         print(json.dumps(report, indent=1))
         return
@@ -46,6 +49,8 @@ def repository_build(
     console.print(f"[green]wrote[/] {report['repository']} (classifier backend {report['backend']}, "
                   f"{report['image_size']} px, {len(report['class_names'])} classes, "
                   f"attention layers {', '.join(report['layers'])})", highlight=False)
+    if not report.get("verified"):
+        console.print("[yellow]warning[/] the model is not verified (--allow-unverified)", highlight=False)
     console.print(f"serve it with: aucues serve --repository {report['repository']}", highlight=False)
 
 
@@ -61,6 +66,9 @@ def serve(
     admin_apis: bool = typer.Option(False, "--admin-apis",
                                     help="Leave shared-memory, model-repository, trace and logging APIs open "
                                          "to every client (default: restricted)."),
+    watchdog: bool = typer.Option(True, "--watchdog/--no-watchdog",
+                                  help="Reload a model whose Python stub process died (explicit model control; "
+                                       "not ready while it reloads)."),
 ) -> None:
     """Start tritonserver on a model repository, wait until it is ready, print the endpoints and run
     until Ctrl-C or SIGTERM (forwarded to the server, which stops cleanly)."""
@@ -70,7 +78,8 @@ def serve(
     from aucues.serve.tritonserver import TritonServer
 
     server = TritonServer(repository, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
-                          binary=tritonserver, address=address, admin_apis=admin_apis)
+                          binary=tritonserver, address=address, admin_apis=admin_apis, watchdog=watchdog,
+                          on_event=lambda msg: console.print(f"[yellow]watchdog[/] {msg}", highlight=False))
     console.print(f"starting {server.binary} on {server.repository} ...", highlight=False)
     stopping = []
 
@@ -104,6 +113,7 @@ def predict(
     json_out: bool = typer.Option(False, "--json", help="One JSON object per input (JSON lines)."),
     fps: float = typer.Option(2.0, "--fps", help="Frames per second sampled from videos."),
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds per request."),
+    batch: int = typer.Option(1, "--batch", help="Images per request (each still gets its own answer or error)."),
 ) -> None:
     """Classify faces with a running server: label, probabilities, AU evidence and the
     interpretability score per image; non-zero exit if any input failed."""
@@ -113,7 +123,8 @@ def predict(
 
     try:
         ok, failed = run_predict(inputs, url=url, protocol=protocol, overlays=overlays, as_json=json_out,
-                                 fps=fps, emit=lambda s: print(s, flush=True), timeout=timeout)
+                                 fps=fps, emit=lambda s: print(s, flush=True), timeout=timeout,
+                                 batch=batch)
     except ServerUnreachable as e:
         fail(str(e))
         return

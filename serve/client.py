@@ -14,7 +14,7 @@ from aucues.serve.spec import ModelSpec
 DEFAULT_PORTS = {"http": 8000, "grpc": 8001}
 PROTOCOLS = tuple(DEFAULT_PORTS)
 JSON_OUTPUTS = ("label", "probabilities", "topk", "au_evidence", "interpretability_score", "landmarks",
-                "face_box", "num_faces")
+                "face_box", "num_faces", "status")
 MAP_OUTPUTS = ("cam", "attention", "aligned_face")
 
 
@@ -96,8 +96,16 @@ class AucuesClient:
         return self._spec
 
     # -- inference -------------------------------------------------------------------------------
-    def infer_raw(self, data: bytes, outputs: tuple[str, ...] = JSON_OUTPUTS):
-        arr = np.frombuffer(bytes(data), np.uint8)[None]
+    def infer_raw(self, data: bytes | list[bytes], outputs: tuple[str, ...] = JSON_OUTPUTS):
+        """One request; `data` is one image or a list of images (rows of one request, zero-padded to
+        the longest: every supported format ignores bytes after its end)."""
+        rows = [bytes(data)] if isinstance(data, (bytes, bytearray, memoryview)) else [bytes(d) for d in data]
+        if not rows:
+            raise AucuesError("no images to send")
+        width = max(len(r) for r in rows)
+        arr = np.zeros((len(rows), width), np.uint8)
+        for i, r in enumerate(rows):
+            arr[i, :len(r)] = np.frombuffer(r, np.uint8)
         inp = self._tc.InferInput("image_bytes", list(arr.shape), "UINT8")
         inp.set_data_from_numpy(arr)
         req = [self._tc.InferRequestedOutput(n) for n in outputs]
@@ -116,21 +124,43 @@ class AucuesClient:
             raise PredictError(msg) from None
         return {n: res.as_numpy(n) for n in outputs}
 
+    def _row(self, out: dict, i: int) -> Prediction | PredictError:
+        """Row i of a response: its Prediction, or its own error (status other than "ok")."""
+        status = out["status"].reshape(len(out["status"]), -1)[i, 0].decode(errors="replace")
+        if status != "ok":
+            return PredictError(status)
+        spec = self.spec
+        score = float(out["interpretability_score"].reshape(-1)[i])
+        result = {
+            "label": out["label"].reshape(-1)[i].decode(),
+            "probabilities": {n: float(p) for n, p in zip(spec.class_names, out["probabilities"][i])},
+            "topk": [t.decode() for t in out["topk"][i].reshape(-1)],
+            "au_evidence": json.loads(out["au_evidence"].reshape(-1)[i].decode()),
+            "interpretability_score": None if math.isnan(score) else score,
+            "face_box": [float(v) for v in out["face_box"][i]],
+            "num_faces": int(out["num_faces"].reshape(-1)[i]),
+            "landmarks": np.round(out["landmarks"][i].astype(np.float64), 2).tolist(),
+        }
+        return Prediction(result, {n: out[n][i] for n in MAP_OUTPUTS if n in out})
+
     def predict(self, data: bytes, maps: bool = False) -> Prediction:
         out = self.infer_raw(data, JSON_OUTPUTS + (MAP_OUTPUTS if maps else ()))
-        spec = self.spec
-        score = float(out["interpretability_score"].reshape(-1)[0])
-        result = {
-            "label": out["label"].reshape(-1)[0].decode(),
-            "probabilities": {n: float(p) for n, p in zip(spec.class_names, out["probabilities"][0])},
-            "topk": [t.decode() for t in out["topk"].reshape(-1)],
-            "au_evidence": json.loads(out["au_evidence"].reshape(-1)[0].decode()),
-            "interpretability_score": None if math.isnan(score) else score,
-            "face_box": [float(v) for v in out["face_box"][0]],
-            "num_faces": int(out["num_faces"].reshape(-1)[0]),
-            "landmarks": np.round(out["landmarks"][0].astype(np.float64), 2).tolist(),
-        }
-        return Prediction(result, {n: out[n][0] for n in MAP_OUTPUTS if n in out})
+        row = self._row(out, 0)
+        if isinstance(row, PredictError):
+            raise row
+        return row
+
+    def predict_many(self, images: list[bytes], maps: bool = False) -> list[Prediction | PredictError]:
+        """Several images in one request: a Prediction for every good row and, for each bad row, its
+        own PredictError (the server's per-row status). A one-image request whose image is bad fails
+        as a whole on the server; that error is returned as the row's."""
+        try:
+            out = self.infer_raw(images, JSON_OUTPUTS + (MAP_OUTPUTS if maps else ()))
+        except PredictError as e:
+            if len(images) == 1:
+                return [e]
+            raise
+        return [self._row(out, i) for i in range(len(images))]
 
     def close(self) -> None:
         try:

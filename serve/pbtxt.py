@@ -120,6 +120,17 @@ def _new(name: str, backend: str | None = None, platform: str | None = None, max
     return cfg
 
 
+# Per-row results (issue 13): every row of a request carries a `status`, "ok" or its own error text;
+# a failed row's other outputs are zeros and its label is empty. It flows preprocess -> postprocess ->
+# the ensemble's output (the classifier, whatever its backend, just runs on the zero rows).
+STATUS = "status"
+STATUS_OK = "ok"
+
+
+def _status(field) -> None:
+    _tensor(field, STATUS, "TYPE_STRING", [1])
+
+
 def _face_outputs(field, spec: ModelSpec) -> None:
     s = spec.image_size
     _tensor(field, "landmarks", "TYPE_FP32", [NUM_LANDMARKS, 2])
@@ -136,6 +147,7 @@ def preprocess_message(spec: ModelSpec, opts: RepoOptions):
     _tensor(cfg.input, "image_bytes", "TYPE_UINT8", [-1], ragged=True)
     _tensor(cfg.output, "image", "TYPE_FP32", [spec.preprocess.channels, s, s])
     _face_outputs(cfg.output, spec)
+    _status(cfg.output)
     # No queue delay: a batch is whatever queued while the instances were busy (fewer IPC round trips,
     # no added latency; faces are found one image at a time anyway).
     cfg.dynamic_batching.max_queue_delay_microseconds = 0
@@ -190,6 +202,7 @@ def _explanation_outputs(field, spec: ModelSpec) -> None:
     _tensor(field, "attention", "TYPE_FP32", [s, s])
     _tensor(field, "au_evidence", "TYPE_STRING", [1])
     _tensor(field, "interpretability_score", "TYPE_FP32", [1])
+    _status(field)
 
 
 def postprocess_message(spec: ModelSpec, opts: RepoOptions):
@@ -200,6 +213,7 @@ def postprocess_message(spec: ModelSpec, opts: RepoOptions):
     _tensor(cfg.input, "cam", "TYPE_FP32", [c, *spec.cam_size])
     _tensor(cfg.input, f"attention_{k}", "TYPE_FP32", list(spec.layers[k]))
     _tensor(cfg.input, "landmarks", "TYPE_FP32", [NUM_LANDMARKS, 2])
+    _status(cfg.input)
     _explanation_outputs(cfg.output, spec)
     cfg.dynamic_batching.max_queue_delay_microseconds = 0
     _instances(cfg, opts, "KIND_CPU")
@@ -225,13 +239,13 @@ def ensemble_message(spec: ModelSpec, opts: RepoOptions):
     _face_outputs(cfg.output, spec)
     _step(cfg, PREPROCESS, [("image_bytes", "image_bytes")],
           [("image", "face_tensor"), ("landmarks", "landmarks"), ("face_box", "face_box"),
-           ("num_faces", "num_faces"), ("aligned_face", "aligned_face")])
+           ("num_faces", "num_faces"), ("aligned_face", "aligned_face"), (STATUS, "row_status")])
     raw = [("logits", "logits"), ("probabilities", "raw_probabilities"), ("cam", "raw_cam"),
            (f"attention_{k}", f"raw_attention_{k}")]
     _step(cfg, CLASSIFIER, [("image", "face_tensor")], raw)
-    _step(cfg, POSTPROCESS, raw + [("landmarks", "landmarks")],
+    _step(cfg, POSTPROCESS, raw + [("landmarks", "landmarks"), (STATUS, "row_status")],
           [(n, n) for n in ("label", "probabilities", "topk", "cam", "attention", "au_evidence",
-                            "interpretability_score")])
+                            "interpretability_score", STATUS)])
     _param(cfg, "aucues", spec.to_json())
     return cfg
 

@@ -20,6 +20,17 @@ from aucues.serve.spec import NUM_LANDMARKS, ModelSpec, spec_from_onnx
 # Encoded images larger than this are refused before decoding (a 50 MP JPEG is ~15-25 MB).
 MAX_BYTES = 64 * 1024 * 1024
 SUPPORTED_FORMATS = "JPEG, PNG, BMP, WebP"
+# Bounded work per request (issue 13). The cost of one image is decode + face search, and both grow
+# with its pixels, not its bytes: a 160 KB all-grey 7000x7000 PNG took 5.3 s to decode and 24 s of
+# preprocess in all (docs/reliability.md). So:
+# - JPEGs may declare up to aucues.io.MAX_PIXELS (50 MP): libjpeg decodes big ones at 1/2..1/8.
+#   PNG, BMP and WebP have no reduced decode: at most 4096x4096 worth of pixels (~1 s to decode).
+MAX_PIXELS_FULL_DECODE = 4096 * 4096
+# - The face search (a tile pyramid, aucues/landmarks.py) runs on at most DETECT_MAX_SIDE px on the
+#   long side: the image is shrunk (INTER_AREA) first and the face box scaled back. 2048 px keeps a
+#   face of 1/40 of the image width above the detector's reach on a 512 px tile, and bounds the
+#   tiles to ~60 detector runs (~1 s on the 2-core machine).
+DETECT_MAX_SIDE = 2048
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -56,7 +67,22 @@ def check_encoded(data, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     # a supported format, and the size its header really declares, before decoding
     fmt, w, h = sniff_image(buf)
     check_size(w, h, "image", max_pixels)
+    if fmt != "jpeg" and w * h > MAX_PIXELS_FULL_DECODE:
+        raise AucuesError(f"image: a {fmt.upper()} of {w}x{h} is over the {MAX_PIXELS_FULL_DECODE} pixel limit "
+                          f"for formats decoded at full size (a JPEG may be larger)")
     return buf
+
+
+def shrink_for_detection(rgb: np.ndarray, max_side: int = DETECT_MAX_SIDE) -> tuple[np.ndarray, float]:
+    """(image with its long side at most max_side, factor back to the input's pixels)."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    if max(h, w) <= max_side:
+        return rgb, 1.0
+    k = max_side / max(h, w)
+    size = (max(1, round(w * k)), max(1, round(h * k)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), max(h, w) / max_side
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -87,6 +113,8 @@ class Preprocessor:
 
         buf = check_encoded(data)
         rgb, scale = decode_image_scaled(buf, what="image")  # large JPEGs decoded at 1/2..1/8
+        rgb, shrink = shrink_for_detection(rgb)  # bounded face search (DETECT_MAX_SIDE)
+        scale *= shrink
         if min(rgb.shape[:2]) < 16:
             raise NoFaceError(f"no face found: the image is only {rgb.shape[1]}x{rgb.shape[0]} pixels")
         faces = self.landmarker.detect(rgb)

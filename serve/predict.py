@@ -126,14 +126,29 @@ def summary_line(name: str, result: dict) -> str:
     return s
 
 
+def _chunks(items: Iterator[Item], n: int) -> Iterator[list[Item]]:
+    chunk: list[Item] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def run_predict(paths: list[str | Path], *, url: str | None = None, protocol: str = "http",
                 overlays: str | Path | None = None, as_json: bool = False, fps: float = 2.0,
-                emit: Callable[[str], None] = print, timeout: float = 60.0) -> tuple[int, int]:
-    """Predict every input; returns (ok, failed). Raises ServerUnreachable if there is no server."""
+                emit: Callable[[str], None] = print, timeout: float = 60.0, batch: int = 1) -> tuple[int, int]:
+    """Predict every input; returns (ok, failed). Raises ServerUnreachable if there is no server.
+    `batch` > 1 sends that many images per request; every image is still reported on its own line,
+    with its own answer or its own error (the server's per-row status)."""
     from aucues.io import write_image
     from aucues.serve.client import AucuesClient, PredictError, ServerUnreachable
     from aucues.serve.overlay import render_overlay
 
+    if batch < 1:
+        raise AucuesError(f"--batch must be >= 1, got {batch}")
     out_dir = Path(overlays) if overlays else None
     if out_dir is not None:  # checked before any request: a bad --overlays is one line, not a traceback
         if out_dir.exists() and not out_dir.is_dir():
@@ -147,38 +162,46 @@ def run_predict(paths: list[str | Path], *, url: str | None = None, protocol: st
     with AucuesClient(url, protocol, timeout=timeout) as client:
         client.check_ready()
         spec = client.spec
-        for item in iter_inputs(paths, fps):
-            if item.skipped:
-                reason = "neither images nor videos"
-                emit(json.dumps({"input": item.name, "skipped": item.skipped, "reason": reason}) if as_json
-                     else f"{item.name}: {item.skipped} file{'s' if item.skipped != 1 else ''} skipped ({reason})")
-                continue
-            err = item.error
-            if err is None:
+        for chunk in _chunks(iter_inputs(paths, fps), batch):
+            good = [it for it in chunk if it.error is None and not it.skipped]
+            answers: dict[int, object] = {}
+            if good:
                 try:
-                    pred = client.predict(item.data, maps=out_dir is not None)
+                    rows = client.predict_many([it.data for it in good], maps=out_dir is not None)
                 except ServerUnreachable:
                     raise
-                except PredictError as e:
-                    err = str(e)
-            if err is not None:
-                failed += 1
-                emit(json.dumps({"input": item.name, "error": err}) if as_json else f"{item.name}: error: {err}")
-                continue
-            ok += 1
-            res = dict(pred.result)
-            if out_dir is not None:
-                stem = item.stem or Path(item.name).stem
-                name, k = stem, 1
-                while name in used:
-                    k += 1
-                    name = f"{stem}_{k}"
-                used.add(name)
-                img = render_overlay(pred.maps["aligned_face"], pred.maps["cam"], pred.maps["attention"],
-                                     np.asarray(res["landmarks"], np.float32), res, spec.class_names.index(res["label"]),
-                                     spec.preprocess.codebook, spec.attention_layer)
-                path = out_dir / f"{name}.png"
-                write_image(path, img)
-                res["overlay"] = str(path)
-            emit(json.dumps({"input": item.name, **res}) if as_json else summary_line(item.name, res))
+                except PredictError as e:  # the request as a whole (e.g. over the model's max batch)
+                    rows = [e] * len(good)
+                answers = {id(it): r for it, r in zip(good, rows)}
+            for item in chunk:
+                if item.skipped:
+                    reason = "neither images nor videos"
+                    emit(json.dumps({"input": item.name, "skipped": item.skipped, "reason": reason}) if as_json
+                         else f"{item.name}: {item.skipped} file{'s' if item.skipped != 1 else ''} skipped ({reason})")
+                    continue
+                pred = answers.get(id(item))
+                err = item.error if item.error is not None else (str(pred) if isinstance(pred, PredictError)
+                                                                 else None)
+                if err is not None:
+                    failed += 1
+                    emit(json.dumps({"input": item.name, "error": err}) if as_json
+                         else f"{item.name}: error: {err}")
+                    continue
+                ok += 1
+                res = dict(pred.result)
+                if out_dir is not None:
+                    stem = item.stem or Path(item.name).stem
+                    name, k = stem, 1
+                    while name in used:
+                        k += 1
+                        name = f"{stem}_{k}"
+                    used.add(name)
+                    img = render_overlay(pred.maps["aligned_face"], pred.maps["cam"], pred.maps["attention"],
+                                         np.asarray(res["landmarks"], np.float32), res,
+                                         spec.class_names.index(res["label"]), spec.preprocess.codebook,
+                                         spec.attention_layer)
+                    path = out_dir / f"{name}.png"
+                    write_image(path, img)
+                    res["overlay"] = str(path)
+                emit(json.dumps({"input": item.name, **res}) if as_json else summary_line(item.name, res))
     return ok, failed

@@ -62,6 +62,21 @@ def check_onnx_io(path: Path, spec: ModelSpec) -> None:
                           f"(the server needs logits, probabilities, cam and attention maps)")
 
 
+def check_verified(path: Path, spec: ModelSpec, allow_unverified: bool = False) -> bool:
+    """The exporter marks a model verified=true only when ONNX Runtime matched PyTorch (export/verify.py);
+    a failed or skipped verification (e.g. NaN weights: the served model would answer NaN) or a file
+    without the record is refused unless the caller opts in. Returns the recorded verdict."""
+    verified = spec.metadata.get("verified")
+    if verified is True:
+        return True
+    if allow_unverified:
+        return False
+    why = ("has no verification record in its metadata" if verified is None
+           else "failed or skipped export verification (metadata verified=false)")
+    raise AucuesError(f"{path}: {why}; re-export it with verification (`aucues export`) or pass "
+                      f"--allow-unverified to serve it anyway")
+
+
 def _export_checkpoint(checkpoint: Path, dest: Path) -> dict:
     from aucues.export.config import ExportConfig
     from aucues.export.onnx_export import export_onnx
@@ -109,9 +124,11 @@ def _swap_in(tmp: Path, out: Path) -> None:
 def build_repository(out: str | Path, *, onnx: str | Path | None = None, checkpoint: str | Path | None = None,
                      backend: str = "python", plan: str | Path | None = None, instances: int = 2,
                      max_batch: int = 32, trt_accelerator: bool = False, max_queue_delay_us: int = 2000,
-                     dynamic_batching: bool = True, force: bool = False) -> dict:
+                     dynamic_batching: bool = True, force: bool = False, allow_unverified: bool = False) -> dict:
     """Write the repository; returns a report (paths, backend, model shapes). An existing OUT that
-    this function did not write is refused unless `force`; only its own model folders are replaced."""
+    this function did not write is refused unless `force`; only its own model folders are replaced.
+    An ONNX whose export verification failed, was skipped or is not recorded is refused unless
+    `allow_unverified`."""
     if (onnx is None) == (checkpoint is None):
         raise AucuesError("give exactly one of --checkpoint or --onnx")
     if backend not in BACKENDS:
@@ -141,6 +158,8 @@ def build_repository(out: str | Path, *, onnx: str | Path | None = None, checkpo
             shutil.copyfile(onnx, onnx_dst)
         spec = spec_from_onnx(onnx_dst)
         check_onnx_io(onnx_dst, spec)
+        report["verified"] = check_verified(Path(onnx) if onnx is not None else Path(checkpoint), spec,
+                                            allow_unverified)
         if backend == "tensorrt":
             shutil.copyfile(plan, tmp / CLASSIFIER / "1" / "model.plan")
             onnx_dst.unlink()  # the plan replaces it; keep the metadata in the configs

@@ -50,6 +50,49 @@ def _die_with_parent() -> None:
         pass
 
 
+SHM_DIR = Path("/dev/shm")
+WORKDIR_PREFIX = "aucues-triton-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def sweep_stale(tmp: Path | None = None, shm: Path = SHM_DIR) -> list[Path]:
+    """Remove the work folders and Python-backend shared-memory regions left by launchers that died
+    without stopping their server (kill -9: PDEATHSIG kills tritonserver, but nobody cleans up).
+    Both names carry the launcher's pid (aucues-triton-<pid>-*, aucues<pid>x*); only those of dead
+    pids are removed."""
+    import re
+
+    tmp = Path(tmp or tempfile.gettempdir())
+    removed = []
+    for folder, pattern in ((tmp, re.compile(rf"{WORKDIR_PREFIX}(\d+)-")), (shm, re.compile(r"aucues(\d+)x"))):
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            continue
+        for e in entries:
+            m = pattern.match(e.name)
+            if not m or _pid_alive(int(m.group(1))):
+                continue
+            try:
+                if e.is_dir() and not e.is_symlink():
+                    shutil.rmtree(e)
+                else:
+                    e.unlink()
+                removed.append(e)
+            except OSError:  # another user's, or already gone
+                pass
+    return removed
+
+
 def port_in_use(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
@@ -130,7 +173,8 @@ class TritonServer:
 
     def __init__(self, repository: str | Path, *, http_port: int | None = None, grpc_port: int | None = None,
                  metrics_port: int | None = None, binary: str | Path | None = None, address: str = LOOPBACK,
-                 log_verbose: int = 0, extra_args: list[str] | None = None, admin_apis: bool = False):
+                 log_verbose: int = 0, extra_args: list[str] | None = None, admin_apis: bool = False,
+                 watchdog: bool = True, on_event=None):
         self.repository = Path(repository).resolve()
         if not (self.repository / "aucues" / "config.pbtxt").exists() and not any(
                 self.repository.glob("*/config.pbtxt")):
@@ -144,6 +188,10 @@ class TritonServer:
         self.log_verbose = log_verbose
         self.extra_args = list(extra_args or [])
         self.admin_apis = admin_apis
+        # restart a model whose Python stub died (serve/watchdog.py); needs explicit model control
+        self.use_watchdog = watchdog
+        self.on_event = on_event
+        self.watchdog = None
         # header value a client must send to use a restricted API; random per start, never logged
         self.admin_key = secrets.token_hex(16)
         self._explicit_ports = [p for p in (http_port, grpc_port, metrics_port) if p]
@@ -187,6 +235,10 @@ class TritonServer:
                f"--exit-timeout-secs={EXIT_TIMEOUT_S}",
                f"--log-verbose={self.log_verbose}",
                f"--backend-config=python,shm-region-prefix-name={shm_prefix}"]
+        if self.use_watchdog:
+            # explicit model control: the watchdog reloads one model through the repository API;
+            # every model of the repository is still loaded at start
+            cmd += ["--model-control-mode=explicit", "--load-model=*"]
         if not self.admin_apis:
             apis = ",".join(RESTRICTED_APIS)
             cmd += [f"--http-restricted-api={apis}:{ADMIN_HEADER}={self.admin_key}",
@@ -204,7 +256,8 @@ class TritonServer:
             if port_in_use(bind, port):
                 raise AucuesError(f"port {port} on {bind} is already in use (another server?); "
                                   f"choose other ports or stop that process")
-        self.workdir = Path(tempfile.mkdtemp(prefix="aucues-triton-"))
+        sweep_stale()  # leftovers of launchers killed with -9 (their pid is in the names)
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
         if _is_wheel_binary(self.binary):
             prepare_backends(self.workdir)
             (self.workdir / "caches").mkdir()
@@ -221,6 +274,12 @@ class TritonServer:
             self.stop()
             raise
         self.start_seconds = time.monotonic() - t0
+        if self.use_watchdog:
+            from aucues.serve.watchdog import StubWatchdog
+
+            self.watchdog = StubWatchdog(self, log=self.on_event)
+            self.watchdog.poll_once()  # learn the stubs now, so a death right after start counts
+            self.watchdog.start()
         return self
 
     def log_tail(self, lines: int = 30) -> str:
@@ -261,6 +320,9 @@ class TritonServer:
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, wait (Triton unloads models and stops its stubs), SIGKILL if it hangs."""
         code = None
+        if self.watchdog is not None:  # before SIGTERM: stubs stopping at shutdown are no deaths
+            self.watchdog.stop()
+            self.watchdog = None
         if self.proc is not None:
             if self.proc.poll() is None:
                 self.proc.send_signal(signal.SIGTERM)

@@ -31,8 +31,9 @@ def tiny_onnx(tiny_checkpoint):
     from aucues.export.onnx_export import export_onnx
 
     out = tiny_checkpoint.with_suffix(".onnx")
-    # Verification is the exporter's own tested business; skipping it keeps the fixture ~5 s.
-    export_onnx(tiny_checkpoint, out, ExportConfig(verify=False, write_report=False))
+    # verified (~10 s): `repository build` refuses an unverified model (issue 13)
+    rep = export_onnx(tiny_checkpoint, out, ExportConfig(verify=True, write_report=False))
+    assert rep.verified, rep.failures
     return out
 
 

@@ -247,6 +247,123 @@ def test_tritonserver_dies_with_a_killed_parent(repository):
         while _alive(child) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not _alive(child), f"tritonserver {child} outlived its killed parent"
+        # its work folder and shared memory stay behind; the next start sweeps them (dead launcher pid)
+        from pathlib import Path
+
+        from aucues.serve.tritonserver import SHM_DIR, sweep_stale
+
+        workdir = Path(line[1])
+        leftovers = [workdir] + sorted(SHM_DIR.glob(f"aucues{parent.pid}x*"))
+        removed = sweep_stale()
+        assert all(p in removed and not p.exists() for p in leftovers), (leftovers, removed)
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+# -- bounded work per request: the worst images the checks let through --------------------------------
+
+def _grey(ext: str, h: int, w: int, *params) -> bytes:
+    """A flat grey image: tiny when encoded, as many pixels as it declares when decoded."""
+    ok, buf = cv2.imencode(ext, np.full((h, w, 3), 90, np.uint8), list(params))
+    assert ok
+    return buf.tobytes()
+
+
+WORST_CASE_S = 8.0   # per image, on the shared 2-core machine (measured 0.3-2.0 s; before: 24 s)
+WORST_CASE_MB = 250  # peak RSS growth of a fresh process per image (measured 29-116 MB)
+
+MEASURE = """
+import sys, time
+from aucues.errors import AucuesError
+from aucues.serve.pipeline import Preprocessor
+from aucues.serve.spec import spec_from_onnx
+pre = Preprocessor(spec_from_onnx(sys.argv[1]))
+data = open(sys.argv[2], "rb").read()
+def hwm():
+    return int(next(ln for ln in open("/proc/self/status") if ln.startswith("VmHWM")).split()[1]) * 1024
+def rss():
+    return int(next(ln for ln in open("/proc/self/status") if ln.startswith("VmRSS")).split()[1]) * 1024
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS
+base = rss()
+t = time.perf_counter()
+try:
+    pre(data)
+    what = "face"
+except AucuesError as e:
+    what = str(e)
+dt = time.perf_counter() - t
+peak = hwm()
+print(f"{dt:.3f} {max(0, peak - base) / 2**20:.0f} {what}")
+"""
+
+
+def test_worst_admitted_images_bounded_in_time_and_memory(tiny_onnx, tmp_path):
+    """Each image the checks admit at their limits (or refuse) costs a bounded preprocess: time and
+    the RSS growth of a fresh process running the server's Preprocessor."""
+    cases = {
+        "png_4096x4096": (_grey(".png", 4096, 4096), "no face"),       # the full-decode pixel limit
+        "png_16384x1024": (_grey(".png", 1024, 16384), "no face"),     # side and aspect limits
+        "webp_4096x4096": (_grey(".webp", 4096, 4096, cv2.IMWRITE_WEBP_QUALITY, 101), "no face"),
+        "jpeg_8000x6000": (_grey(".jpg", 6000, 8000, cv2.IMWRITE_JPEG_QUALITY, 30), "no face"),  # 48 MP
+        "png_7000x7000": (_grey(".png", 7000, 7000), "pixel limit"),   # was 24 s, now refused
+    }
+    lines = []
+    for name, (data, expect) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        r = subprocess.run([sys.executable, "-c", MEASURE, str(tiny_onnx), str(path)], capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        dt, mb, what = r.stdout.strip().splitlines()[-1].split(" ", 2)
+        lines.append(f"{name} ({len(data)} B): {float(dt):.2f} s, +{mb} MB, {what}")
+        assert expect in what, lines[-1]
+        assert float(dt) < WORST_CASE_S and float(mb) < WORST_CASE_MB, lines[-1]
+    print("\n" + "\n".join(lines))
+
+
+def test_shrink_for_detection_scales_the_face_box_back(pipeline, astronaut_path):
+    """A big image is searched at DETECT_MAX_SIDE and its face box comes back in its own pixels."""
+    from aucues.io import read_image
+    from aucues.serve.pipeline import DETECT_MAX_SIDE
+
+    enc = lambda rgb: cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),  # noqa: E731
+                                   [cv2.IMWRITE_PNG_COMPRESSION, 1])[1].tobytes()
+    big = cv2.resize(read_image(astronaut_path), (DETECT_MAX_SIDE * 2,) * 2, interpolation=cv2.INTER_CUBIC)
+    searched = cv2.resize(big, (DETECT_MAX_SIDE,) * 2, interpolation=cv2.INTER_AREA)  # what is searched
+    large = pipeline.preprocessor(enc(big))
+    half = pipeline.preprocessor(enc(searched))
+    np.testing.assert_allclose(large.face_box, half.face_box * 2, atol=2.0)
+    np.testing.assert_allclose(large.landmarks, half.landmarks, atol=0.5)  # the same aligned crop
+
+
+def test_slow_images_do_not_stall_good_requests(triton, astronaut_bytes):
+    """The issue's stall: two expensive images at once blocked every good request for 18 s. Now the
+    worst admitted image costs ~1 s and the over-limit one is refused from its header."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aucues.serve.client import AucuesClient, PredictError
+
+    slow = [_grey(".png", 4096, 4096), _grey(".png", 1024, 16384), _grey(".png", 7000, 7000)] * 2
+    jobs = [("slow", d) for d in slow] + [("good", astronaut_bytes)] * 6
+
+    def call(job):
+        t = time.monotonic()
+        with AucuesClient(triton.http_url, timeout=120) as c:
+            try:
+                c.predict(job[1])
+                out = "ok"
+            except PredictError as e:
+                out = str(e)
+        return job[0], out, time.monotonic() - t
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        results = list(pool.map(call, jobs))
+    total = time.monotonic() - t0
+    good = [dt for kind, out, dt in results if kind == "good"]
+    assert all(out == "ok" for kind, out, _ in results if kind == "good"), results
+    assert all(("no face" in out or "pixel limit" in out) for kind, out, _ in results if kind == "slow"), results
+    print(f"\n{len(jobs)} requests in {total:.1f} s; slowest good request {max(good):.1f} s")
+    assert max(good) < 20.0 and total < 30.0, (max(good), total)
+    assert triton.is_ready()

@@ -4,7 +4,12 @@ Input  image_bytes (UINT8 [-1], JPEG/PNG/BMP/WebP). Outputs image (3,S,S) FP32, 
 the aligned crop, face_box (4,) in the original image, num_faces (1,) INT32, aligned_face (S,S,3) UINT8.
 S, mean and std come from the `aucues` parameter that `aucues repository build` generated from the
 ONNX metadata. Each request gets its own response or its own TritonError: a bad image never fails
-the other requests of a dynamic batch."""
+the other requests of a dynamic batch.
+
+Per-row results (issue 13): output status (BYTES [1]) is "ok" or the row's own error. A request of
+several rows answers every good row; a bad row carries zeros and its error text. A one-row request
+whose row is bad fails as a whole, as before (HTTP 400 / gRPC INVALID_ARGUMENT for the client's
+fault)."""
 
 import json
 
@@ -36,13 +41,29 @@ class TritonPythonModel:
         data = tensor.as_numpy()
         if data.ndim != 2:
             raise AucuesError(f"image_bytes must have shape [batch, bytes], got {list(data.shape)}")
-        rows = [self.pre(row) for row in data]
+        if data.shape[0] == 1:  # the single-image path: a bad image fails the request (see execute)
+            rows, status = [self.pre(data[0])], [b"ok"]
+        else:
+            rows, status = [], []
+            for row in data:
+                try:
+                    rows.append(self.pre(row))
+                    status.append(b"ok")
+                except AucuesError as e:
+                    rows.append(None)
+                    status.append(str(e).encode())
+                except Exception as e:  # noqa: BLE001 - this row's failure only
+                    rows.append(None)
+                    status.append(f"preprocess failed: {e.__class__.__name__}: {e}".encode())
+        s, c = self.spec.image_size, self.spec.preprocess.channels
+        z = lambda shape, dt: np.zeros(shape, dt)  # noqa: E731 - a failed row carries zeros
         out = {
-            "image": np.stack([r.image for r in rows]).astype(np.float32),
-            "landmarks": np.stack([r.landmarks for r in rows]).astype(np.float32),
-            "face_box": np.stack([r.face_box for r in rows]).astype(np.float32),
-            "num_faces": np.array([[r.num_faces] for r in rows], np.int32),
-            "aligned_face": np.stack([r.aligned_face for r in rows]).astype(np.uint8),
+            "image": np.stack([r.image if r else z((c, s, s), np.float32) for r in rows]).astype(np.float32),
+            "landmarks": np.stack([r.landmarks if r else z((68, 2), np.float32) for r in rows]).astype(np.float32),
+            "face_box": np.stack([r.face_box if r else z(4, np.float32) for r in rows]).astype(np.float32),
+            "num_faces": np.array([[r.num_faces if r else 0] for r in rows], np.int32),
+            "aligned_face": np.stack([r.aligned_face if r else z((s, s, 3), np.uint8) for r in rows]).astype(np.uint8),
+            "status": np.array([[t] for t in status], dtype=np.object_),
         }
         return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(k, v) for k, v in out.items()])
 
