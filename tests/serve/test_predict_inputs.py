@@ -68,7 +68,7 @@ class _StubClient:
 
     spec = None
 
-    def predict(self, data, maps=False):
+    def predict_many(self, datas, maps=False):
         from aucues.serve.client import PredictError
 
         raise PredictError("stub server")
