@@ -64,7 +64,8 @@ def _import_tree(root: Path, out: Path) -> None:
         t.add_column(col)
     for r in rows:
         au = "?" if r["au_loss"] is None else "yes" if r["au_loss"] else "no"
-        status = f"[green]ok[/] {escape(Path(r['out']).name)}" if r["ok"] else f"[red]failed:[/] {escape(r['error'] or '')}"
+        err = (r["error"] or "").replace(r["folder"] + "/", "").replace(r["folder"], ".")  # the row names it
+        status = f"[green]ok[/] {escape(Path(r['out']).name)}" if r["ok"] else f"[red]failed:[/] {escape(err)}"
         t.add_row(escape(str(r["dataset"])), escape(str(r["method"])), au, status)
     console.print(t)
     failed = sum(not r["ok"] for r in rows)
