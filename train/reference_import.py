@@ -101,7 +101,15 @@ def read_spec(folder) -> ReferenceSpec:
         num_classes=num_classes, crop_size=crop, au_loss=au, au_layers=layers, au_lambda=lam,
         self_attention=au and _bool(cfg.get("align_atten_to_heatmap_use_self_atten", False),
                                     "align_atten_to_heatmap_use_self_atten", where),
-        heatmap_type=str(cfg.get("align_atten_to_heatmap_type_heatmap", "")))
+        heatmap_type=str(cfg.get("align_atten_to_heatmap_type_heatmap", "")),
+        valid_freq=_float_or_none(cfg.get("valid_freq_mb")))
+
+
+def _float_or_none(v) -> float | None:
+    try:
+        return None if _none(v) else float(v)
+    except (TypeError, ValueError):
+        return None
 
 
 def read_weights(folder) -> tuple[dict, dict]:
@@ -194,6 +202,8 @@ def import_reference(folder, out) -> dict:
     save_checkpoint(out, model, extra={
         "source": f"reference model {spec.dataset} {spec.encoder} {spec.method} "
                   f"({'with' if spec.au_loss else 'without'} AU loss) from {Path(folder).name}",
-        "reference": src, "au": au})
+        "reference": src, "au": au,
+        # the reference validates on the test split (docs/method.md §9): its models were selected there
+        "selection": {"select_on": "test", "valid_every_fraction": spec.valid_freq}})
     return {"out": str(out), **src, "parameters": sum(p.numel() for p in model.parameters()),
             "image_size": spec.crop_size}

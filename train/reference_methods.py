@@ -53,6 +53,7 @@ class ReferenceSpec:
     au_lambda: float
     self_attention: bool
     heatmap_type: str
+    valid_freq: float | None = None   # valid_freq_mb: validations per epoch as a fraction of its batches
 
 
 _CONVERTERS: dict[str, MethodConverter] = {}
