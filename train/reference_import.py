@@ -90,7 +90,12 @@ def read_spec(folder) -> ReferenceSpec:
     if crop < 32:
         raise AucuesError(f"{where}: crop_size must be >= 32, got {crop}")
     au = _bool(cfg["align_atten_to_heatmap"], "align_atten_to_heatmap", where)
-    layers = _layers(cfg.get("align_atten_to_heatmap_layers", "5"), where)
+    try:
+        layers = _layers(cfg.get("align_atten_to_heatmap_layers", "5"), where)
+    except AucuesError:
+        if au:
+            raise
+        layers = ()  # without the AU loss the option is unused: whatever it holds does not matter
     try:
         lam = float(cfg.get("align_atten_to_heatmap_lambda", 0.0))
     except (TypeError, ValueError):

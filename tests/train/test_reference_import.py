@@ -162,3 +162,26 @@ def test_adl_keys_rejected_for_a_plain_method(tmp_path):
     with pytest.raises(AucuesError, match="does not match.*(missing|unexpected)"):
         import_reference(folder, tmp_path / "x.pt")
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_yaml_options_map_onto_the_model(tmp_path):
+    """Self-attention on the aligned layers becomes the model's gating; without the AU loss an
+    unusable layers option is ignored."""
+    import yaml
+
+    from aucues.train.reference_import import convert
+
+    folder, *_ = make_reference_folder(tmp_path / "a", "RAF-DB", "CAM", True, encoder="resnet18", crop=SIZE,
+                                       layers="5-4")
+    p = folder / "config_model.yaml"
+    d = yaml.safe_load(p.read_text())
+    d["align_atten_to_heatmap_use_self_atten"] = True
+    p.write_text(yaml.dump(d))
+    model, spec, cam = convert(folder)
+    assert model.config.self_attention_layers == (4, 5) and spec.au_layers == (5, 4) and cam == "cam"
+
+    folder, *_ = make_reference_folder(tmp_path / "b", "RAF-DB", "GradCam", False, encoder="resnet18", crop=SIZE,
+                                       layers="None")
+    model, spec, cam = convert(folder)
+    assert spec.au_loss is False and spec.au_layers == () and cam == "gradcam"
+    assert model.config.self_attention_layers == ()
