@@ -64,7 +64,8 @@ def _import_tree(root: Path, out: Path) -> None:
         t.add_column(col)
     for r in rows:
         au = "?" if r["au_loss"] is None else "yes" if r["au_loss"] else "no"
-        err = (r["error"] or "").replace(r["folder"] + "/", "").replace(r["folder"], ".")  # the row names it
+        f = r["folder"]  # the row names the model: drop its long path from the message
+        err = (r["error"] or "").replace(f + ": ", "").replace(f + "/", "").replace(f, ".")
         status = f"[green]ok[/] {escape(Path(r['out']).name)}" if r["ok"] else f"[red]failed:[/] {escape(err)}"
         t.add_row(escape(str(r["dataset"])), escape(str(r["method"])), au, status)
     console.print(t)
