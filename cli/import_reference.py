@@ -70,7 +70,7 @@ def _import_tree(root: Path, out: Path) -> None:
         t.add_row(escape(str(r["dataset"])), escape(str(r["method"])), au, status)
     console.print(t)
     failed = sum(not r["ok"] for r in rows)
-    console.print(f"{len(rows) - failed} imported into {out}, {failed} failed", highlight=False)
+    console.print(f"{len(rows) - failed} imported, {failed} failed (into {out})", highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(1)
 
