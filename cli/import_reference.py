@@ -35,7 +35,7 @@ def add_reference_command(group: typer.Typer) -> None:
                       f"({'with' if r['au_loss'] else 'without'} AU loss"
                       + (f", layers {r['au_layers']} lambda {r['au_lambda']:g}" if r["au_loss"] else "")
                       + f"), {r['image_size']}px, {r['parameters']} parameters, codebook reference; "
-                      f"read its CAMs with {r['cam_method']}", highlight=False)
+                      f"read its CAMs with {r['cam_method']}", highlight=False, soft_wrap=True)
 
 
 def _import_tree(root: Path, out: Path) -> None:
