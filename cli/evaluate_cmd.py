@@ -65,6 +65,15 @@ def _print_table(r: dict, checkpoint, dataset, split, plots) -> None:
     for m in ("gradcam", "gradcampp", "layercam"):
         t.add_row(f"CAM-COS ({m})", _fmt(r[f"cam_cos_{m}"]))
     console.print(t)
+    sel = r.get("selection")
+    if sel is None:
+        console.print("model selection: unknown (checkpoint without a training config)")
+    else:
+        every = sel.get("valid_every_fraction")
+        console.print(f"model selection: on the {sel['select_on']} split"
+                      + (f", validated every {every:g} of an epoch" if every else ", validated once per epoch")
+                      + (" [yellow](selected on the test split: these test scores are optimistic)[/]"
+                         if sel.get("optimistic") else ""))
     pc = Table(title="per-class accuracy")
     for name in r["per_class_accuracy"]:
         pc.add_column(name, justify="right")

@@ -21,7 +21,7 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "aucues.cli.doctor", "aucues.cli.faces", "aucues.cli.aus", "aucues.cli.data", "aucues.cli.train_cmd", "aucues.cli.evaluate_cmd",
     "aucues.cli.export_cmd", "aucues.cli.serve_cmd", "aucues.cli.bench_cmd", "aucues.cli.demo_cmd",
-    "aucues.cli.import_fer",  # after any module that registers the `import` group
+    "aucues.cli.import_reference", "aucues.cli.import_fer",  # each joins the `import` group or creates it
 )
 
 for _name in COMMAND_MODULES:

@@ -35,6 +35,11 @@ def train_cmd(
     lr: Optional[float] = typer.Option(None, "--lr", help="Initial learning rate (paper: 0.002)."),
     num_workers: Optional[int] = typer.Option(None, "--num-workers", help="Data loader processes."),
     val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help="Share of train held out for model selection."),
+    select_on: Optional[str] = typer.Option(None, "--select-on", help="Model selection split: val (held out, "
+                                            "default) or test (the reference code's protocol; optimistic)."),
+    valid_every_fraction: Optional[float] = typer.Option(None, "--valid-every-fraction",
+                                                         help="Also validate every max(int(F x batches per epoch), 1) "
+                                                              "steps (paper: 0.0437; 0 = once per epoch)."),
     map_kind: Optional[str] = typer.Option(None, "--map-kind", help="class | generic | landmarks."),
     random_avg_p: Optional[float] = typer.Option(None, "--random-avg-p", help="Random channel fraction for attention (1 = mean)."),
     weights: Optional[str] = typer.Option(None, "--weights", help="imagenet | random | PATH of backbone weights."),
@@ -57,6 +62,7 @@ def train_cmd(
                  image_size=image_size, out=out, au_layers=au_layers, au_lambda=au_lambda, au_loss=au,
                  seed=seed, lr=lr, num_workers=num_workers, val_fraction=val_fraction, map_kind=map_kind,
                  random_avg_p=random_avg_p, weights=weights, init=init, limit_train=limit_train, device=device,
+                 select_on=select_on, valid_every_fraction=valid_every_fraction,
                  stop_after_epoch=stop_after_epoch, resume=True if resume else None)
     saved = None
     if resume:
@@ -78,5 +84,6 @@ def train_cmd(
     if result.stopped_early:
         console.print(f"stopped after epoch {result.epochs_done}; continue with --resume --out {result.run_dir}")
     acc = "n/a" if result.best_val_accuracy is None else f"{result.best_val_accuracy:.4f}"
-    console.print(f"best: {result.best_checkpoint} (epoch {result.best_epoch}, val accuracy {acc}); "
+    split = "test (reference protocol)" if cfg.select_on == "test" else "val"
+    console.print(f"best: {result.best_checkpoint} (epoch {result.best_epoch}, {split} accuracy {acc}); "
                   f"last: {result.last_checkpoint}; metrics: {result.run_dir / 'metrics.csv'}")

@@ -14,6 +14,7 @@ DATASETS = ("rafdb", "affectnet", "folder", "synthetic")
 MAP_KINDS = ("class", "generic", "per_class", "landmarks")
 CODEBOOKS = ("paper", "reference")
 DEVICES = ("auto", "cpu", "cuda")
+SELECT_ON = ("val", "test")  # aucues.train.protocol
 
 
 @dataclass
@@ -25,6 +26,8 @@ class TrainConfig:
     dataset: str = "rafdb"
     num_classes: int = 7                 # 8 keeps AffectNet's Contempt
     val_fraction: float = 0.1            # stratified hold-out of train for model selection
+    select_on: str = "val"               # "val" (held out, clean) | "test" (the reference's protocol, §9)
+    valid_every_fraction: float = 0.0    # > 0: also validate every max(int(f x batches), 1) steps (§9)
     limit_train: int | None = None       # first N training samples (tests, smoke runs)
     num_workers: int = 2
     augment: bool = True                 # §9 train augmentation (off: eval transform for train too)
@@ -72,6 +75,10 @@ class TrainConfig:
             bad("num_classes", "must be 7 or 8")
         if not 0.0 <= self.val_fraction < 1.0:
             bad("val_fraction", "must be in [0, 1)")
+        if self.select_on not in SELECT_ON:
+            bad("select_on", f"must be one of {', '.join(SELECT_ON)}")
+        if not 0.0 <= self.valid_every_fraction < 1.0:
+            bad("valid_every_fraction", "must be in [0, 1) (0: validate once per epoch)")
         if self.limit_train is not None and self.limit_train < 1:
             bad("limit_train", "must be >= 1")
         if self.num_workers < 0:

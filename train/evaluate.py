@@ -134,6 +134,17 @@ def _missing(index, split: str) -> int:
     return index.missing_by_split.get(split, 0)
 
 
+def _selection(info: dict, split: str) -> dict | None:
+    """How the checkpoint's model was selected (train/protocol.py); a model selected on the test
+    split and scored on it gets optimistic=True (docs/method.md §9)."""
+    from aucues.train.protocol import selection_summary
+
+    sel = selection_summary(info)
+    if sel is not None:
+        sel["optimistic"] = sel.get("select_on") == "test" and split in ("test", "all")
+    return sel
+
+
 def _clean(v):
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return None
@@ -179,11 +190,13 @@ def evaluate(checkpoint, data, dataset: str, split: str = "test", plots_dir=None
             raise AucuesError(f"no face found in any image of the {split} split of {data} "
                               f"(e.g. {', '.join(index.missing_examples[:3])})")
     try:
-        return _evaluate_index(model, index, dataset, data, split, checkpoint, plots_dir, cam_methods,
-                               batch_size, num_workers, dev, examples_per_class, progress)
+        result = _evaluate_index(model, index, dataset, data, split, checkpoint, plots_dir, cam_methods,
+                                 batch_size, num_workers, dev, examples_per_class, progress)
     finally:
         if tmp is not None:
             tmp.cleanup()
+    result["selection"] = _selection(info, split)
+    return result
 
 
 def _evaluate_index(model, index, dataset, data, split, checkpoint, plots_dir, cam_methods, batch_size,

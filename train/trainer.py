@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import logging
 import random
@@ -97,18 +98,17 @@ def epoch_seed(seed: int, epoch: int, rank: int) -> int:
 # Setup
 
 def build_data(config: TrainConfig, preprocess: PreprocessConfig | None = None):
-    """-> (index, train FERDataset, val FERDataset | None). Validation: the dataset's own `val` split
-    when it has one, else a stratified seeded hold-out of `val_fraction` of train (never the test set)."""
-    from aucues.train.data import FERDataset, build_transform, open_dataset, train_val_split
+    """-> (index, train FERDataset, val FERDataset | None). Validation (train/protocol.py): the
+    dataset's own `val` split when it has one, else a stratified seeded hold-out of `val_fraction` of
+    train; the test split only with select_on: test (the reference's protocol)."""
+    from aucues.train.data import FERDataset, build_transform, open_dataset
+    from aucues.train.protocol import selection_records
 
     index = open_dataset(config.dataset, config.data, config.num_classes)
     train_recs = list(index.split("train"))
     if config.limit_train:
         train_recs = train_recs[: config.limit_train]
-    if index.records.get("val"):
-        val_recs = index.records["val"]
-    else:
-        train_recs, val_recs = train_val_split(train_recs, config.val_fraction, config.seed)
+    train_recs, val_recs = selection_records(config, index, train_recs)
     if not train_recs:
         raise AucuesError(f"{config.data}: no training images left")
     if preprocess is not None and tuple(preprocess.class_names) != tuple(index.class_names):
@@ -228,10 +228,16 @@ def _train(config: TrainConfig, env: DistEnv, progress: bool) -> TrainResult:
     s = _build_state(config, env, train_ds)
     if config.resume:
         _resume(config, env, s, out, last_path, best_path, console)
-    if env.is_main:
-        _announce(config, env, out, index, train_ds, val_ds, console)
+    from aucues.train.protocol import selection_phrase, validation_interval
+
+    s.selection = selection_phrase(config, index)
     ddp_model = wrap_model(s.model, env)
     sampler, loader, val_loader = _make_loaders(config, env, train_ds, val_ds)
+    if env.is_main:
+        _announce(config, env, out, index, train_ds, val_ds, console)
+        every = validation_interval(len(loader), config.valid_every_fraction)
+        console.print(f"model selection on {s.selection}, validated "
+                      + (f"every {every} steps and " if every else "") + "after every epoch")
 
     skips = SkipLog(log)
     stopped = False
@@ -241,7 +247,11 @@ def _train(config: TrainConfig, env: DistEnv, progress: bool) -> TrainResult:
         sampler.set_epoch(epoch)
         train_ds.set_epoch(epoch)
         seed_everything(epoch_seed(config.seed, epoch, env.rank))
-        row = _train_epoch(config, env, s, ddp_model, loader, skips, epoch, progress)
+        mid = None  # the reference's in-epoch validations (train/protocol.py)
+        if env.is_main and val_loader is not None and config.valid_every_fraction > 0:
+            mid = functools.partial(_validate_mid_epoch, config, env, s, ddp_model, val_loader, epoch,
+                                    best_path=best_path, console=console)
+        row = _train_epoch(config, env, s, ddp_model, loader, skips, epoch, progress, mid)
         if env.is_main:
             _finish_epoch(config, env, s, ddp_model, val_loader, row, t0, out, last_path, best_path, console)
         barrier(env)
@@ -272,6 +282,8 @@ class _State:
     start_epoch: int = 0
     history: list = field(default_factory=list)
     best: dict = field(default_factory=lambda: {"epoch": 0, "accuracy": None, "ce": None})
+    validations: list = field(default_factory=list)   # every validation (epoch, step, accuracy...)
+    selection: str = ""                                # what selects the model (train/protocol.py)
 
 
 def _check_start(config: TrainConfig, env: DistEnv, out: Path, last_path: Path) -> None:
@@ -299,7 +311,7 @@ def _build_state(config: TrainConfig, env: DistEnv, train_ds) -> _State:
     return _State(model, optimizer, scheduler, scaler, criterion, use_amp)
 
 
-_RUN_FILES = ("best.pt", "last.pt", "metrics.csv", "config.yaml")
+_RUN_FILES = ("best.pt", "last.pt", "metrics.csv", "config.yaml", "selection.json")
 
 
 def remove_stale_temporaries(out: Path) -> list[Path]:
@@ -327,11 +339,14 @@ def _resume(config: TrainConfig, env: DistEnv, s: _State, out: Path, last_path: 
     if info.get("scaler"):
         s.scaler.load_state_dict(info["scaler"])
     s.start_epoch, s.history, s.best = int(info["epoch"]), list(info["history"]), dict(info["best"])
+    s.validations = list(info.get("validations", []))
     set_rng_state(info["rng"])
     if env.is_main:
         # best.pt is written before last.pt, so it is never older than what last.pt records; when the
         # best epoch is the one last.pt holds, the model is right here: repair a missing/other best.pt.
-        if s.best["epoch"] == s.start_epoch and _checkpoint_epoch(best_path) != s.start_epoch:
+        # (a mid-epoch best, best["step"] set, is not last.pt's model: nothing to repair it from)
+        if s.best["epoch"] == s.start_epoch and s.best.get("step") is None \
+                and _checkpoint_epoch(best_path) != s.start_epoch:
             save_checkpoint(best_path, saved_model, _common_extra(config, s, info.get("val_metrics", {}),
                                                                   s.start_epoch))
             console.print(f"rewrote {best_path.name} from {last_path.name} (epoch {s.start_epoch})")
@@ -384,20 +399,26 @@ def _make_loaders(config: TrainConfig, env: DistEnv, train_ds, val_ds):
 
 
 def _train_epoch(config: TrainConfig, env: DistEnv, s: _State, ddp_model, loader, skips, epoch: int,
-                 progress: bool) -> dict:
-    """One pass over the training data; -> the epoch's metrics row (validation columns still empty)."""
+                 progress: bool, mid_validate=None) -> dict:
+    """One pass over the training data; -> the epoch's metrics row (validation columns still empty).
+    `mid_validate(step, n_batches)` runs after the steps train/protocol.py says (rank 0 only)."""
+    from aucues.train.protocol import mid_epoch_due
+
     ddp_model.train()
     sums = torch.zeros(4, dtype=torch.float64)  # loss*n, ce*n, align*n, n
     lr = s.optimizer.param_groups[0]["lr"]
     with _progress(progress and env.is_main) as bar:
         task = bar.add_task(f"epoch {epoch + 1}/{config.epochs}", total=len(loader), info="")
-        for batch in loader:
+        for i, batch in enumerate(loader):
             skips.update(batch)
             parts, n = _step(ddp_model, s.criterion, s.optimizer, s.scaler, batch, env, s.use_amp)
             if n:
                 sums += torch.tensor([parts.total.item() * n, parts.ce.item() * n,
                                       parts.align.item() * n, n], dtype=torch.float64)
             bar.update(task, advance=1, info=f"loss {sums[0] / max(sums[3], 1):.4f}")
+            if mid_validate is not None and mid_epoch_due(i, len(loader), config.valid_every_fraction):
+                mid_validate(i + 1, len(loader))
+                ddp_model.train()
     s.scheduler.step()
     all_reduce_sum(sums, env)
     n_skip = torch.tensor([float(skips.count)], dtype=torch.float64)
@@ -410,7 +431,7 @@ def _train_epoch(config: TrainConfig, env: DistEnv, s: _State, ddp_model, loader
 
 def _common_extra(config: TrainConfig, s: _State, val_metrics: dict, epoch: int) -> dict:
     return {"epoch": epoch, "train_config": config.to_dict(), "history": s.history, "best": s.best,
-            "val_metrics": val_metrics}
+            "val_metrics": val_metrics, "validations": s.validations}
 
 
 def _finish_epoch(config: TrainConfig, env: DistEnv, s: _State, ddp_model, val_loader, row: dict, t0: float,
@@ -428,6 +449,9 @@ def _finish_epoch(config: TrainConfig, env: DistEnv, s: _State, ddp_model, val_l
     improved = _improved(row, s.best) if val_loader is not None else True
     if improved:
         s.best = {"epoch": row["epoch"], "accuracy": row["val_accuracy"], "ce": row["val_ce"]}
+    if val_loader is not None:
+        s.validations.append({"epoch": row["epoch"], "step": None, "accuracy": row["val_accuracy"],
+                              "ce": row["val_ce"], "att_cos_5": row["val_att_cos_5"]})
     extra_common = _common_extra(config, s, {k: row[k] for k in ("val_accuracy", "val_ce", "val_att_cos_5")},
                                  row["epoch"])
     if improved:
@@ -442,7 +466,31 @@ def _finish_epoch(config: TrainConfig, env: DistEnv, s: _State, ddp_model, val_l
                        "world_size": env.world_size},
     })
     write_metrics(out / "metrics.csv", s.history)
+    from aucues.train.protocol import write_selection
+
+    write_selection(out / "selection.json", config, s.selection, s.best, s.validations)
     console.print(_epoch_line(row, config.epochs, improved))
+
+
+def _validate_mid_epoch(config: TrainConfig, env: DistEnv, s: _State, ddp_model, val_loader, epoch: int,
+                        step: int, n_steps: int, best_path: Path, console) -> None:
+    """Rank 0, inside epoch `epoch` after `step` of its `n_steps` steps: validate; a better model is
+    written to best.pt at once (best["step"] says it is a mid-epoch one)."""
+    from aucues.train.checkpoint import save_checkpoint
+    from aucues.train.evaluate import validate
+
+    v = validate(unwrap(ddp_model), val_loader, env.device, use_amp=s.use_amp, progress=False)
+    rec = {"epoch": epoch + 1, "step": step, "accuracy": _r(v["accuracy"]), "ce": _r(v["ce"]),
+           "att_cos_5": _r(v["att_cos_5"])}
+    s.validations.append(rec)
+    improved = _improved({"val_accuracy": rec["accuracy"], "val_ce": rec["ce"]}, s.best)
+    if improved:
+        s.best = {"epoch": epoch + 1, "step": step, "accuracy": rec["accuracy"], "ce": rec["ce"]}
+        save_checkpoint(best_path, unwrap(ddp_model), _common_extra(
+            config, s, {"val_accuracy": rec["accuracy"], "val_ce": rec["ce"], "val_att_cos_5": rec["att_cos_5"]},
+            epoch + 1))
+    console.print(f"  epoch {epoch + 1} step {step}/{n_steps} | val acc {rec['accuracy']:.4f}"
+                  + (" *" if improved else ""))
 
 
 def _r(x) -> float:

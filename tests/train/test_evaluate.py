@@ -15,7 +15,7 @@ from aucues.train.trainer import train
 
 KEYS = {"accuracy", "macro_f1", "per_class_accuracy", "att_cos", "cam_cos", "cam_cos_gradcam",
         "cam_cos_gradcampp", "cam_cos_gradcampp_reference", "cam_cos_layercam", "confusion_matrix", "n_images", "n_skipped",
-        "landmarks"}
+        "landmarks", "selection"}
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +37,7 @@ def test_json_keys_and_ranges(trained, tmp_path):
     assert set(r) == KEYS
     json.dumps(r)  # serialisable as is
     assert r["n_images"] == 14 and r["n_skipped"] == 0
+    assert r["selection"] == {"select_on": "val", "valid_every_fraction": 0.0, "optimistic": False}
     assert 0 <= r["accuracy"] <= 1 and 0 <= r["macro_f1"] <= 1
     assert list(r["per_class_accuracy"]) == list(CLASS_NAMES)
     assert all(v is None or 0 <= v <= 1 for v in r["per_class_accuracy"].values())

@@ -1,0 +1,214 @@
+"""`aucues import reference`: one of the paper's released models (docs/method.md §11) as an aucues
+checkpoint (docs/import.md).
+
+A released model folder holds `config_model.yaml` (the run's arguments) and `model.pt`
+({"encoder": state_dict, "classification_head": state_dict}). Everything is read and checked first
+(YAML keys and values, the method's converter, every key and shape, a strict load into the built
+model); only then is the checkpoint written, atomically, so bad input never leaves a file behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aucues.errors import AucuesError
+from aucues.train.reference_methods import ENCODER_WIDTH, ReferenceSpec, method_converter
+
+CONFIG_FILE = "config_model.yaml"
+WEIGHTS_FILE = "model.pt"
+REQUIRED_KEYS = ("method", "spatial_pooling", "num_classes", "dataset", "crop_size", "model",
+                 "align_atten_to_heatmap")
+MODEL_KEYS = ("arch", "encoder_name", "encoder_weights", "large_maps", "support_background")
+STD_ARCH = "STDClassifier"  # the reference's CNN classifier (encoder + pooling head)
+
+
+def _bool(value, key: str, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise AucuesError(f"{where}: {key} must be true or false, got {value!r}")
+
+
+def _layers(value, where: str) -> tuple[int, ...]:
+    """The reference writes layers as '5' or '5-4' (its CLI joins them with '-'); accept ints/lists."""
+    items = value if isinstance(value, (list, tuple)) else str(value).replace(",", "-").split("-")
+    try:
+        out = tuple(int(str(v).strip()) for v in items if str(v).strip())
+    except ValueError:
+        out = ()
+    if not out or any(l not in (1, 2, 3, 4, 5) for l in out):
+        raise AucuesError(f"{where}: align_atten_to_heatmap_layers must be layers among 1..5, got {value!r}")
+    return out
+
+
+def _none(value) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() in ("", "None", "none", "null"))
+
+
+def read_spec(folder) -> ReferenceSpec:
+    """config_model.yaml -> ReferenceSpec (missing keys, foreign YAML, bad values: one line)."""
+    import yaml
+
+    folder = Path(folder)
+    path = folder / CONFIG_FILE
+    if not folder.is_dir():
+        raise AucuesError(f"{folder}: no such folder (expected a released model folder holding "
+                          f"{CONFIG_FILE} and {WEIGHTS_FILE})")
+    missing = [n for n in (CONFIG_FILE, WEIGHTS_FILE) if not (folder / n).is_file()]
+    if missing:
+        raise AucuesError(f"{folder}: not a released model folder (missing {' and '.join(missing)})")
+    try:
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise AucuesError(f"{path}: not valid YAML") from None
+    if not isinstance(cfg, dict):
+        raise AucuesError(f"{path}: not the reference's config (expected a mapping of run arguments)")
+    absent = [k for k in REQUIRED_KEYS if k not in cfg]
+    if absent:
+        raise AucuesError(f"{path}: not the reference's config_model.yaml (missing {', '.join(absent)})")
+    model = cfg["model"]
+    if not isinstance(model, dict) or [k for k in MODEL_KEYS if k not in model]:
+        have = sorted(model) if isinstance(model, dict) else type(model).__name__
+        raise AucuesError(f"{path}: 'model' must hold {', '.join(MODEL_KEYS)} (found {have})")
+    where = str(path)
+    if str(model["arch"]) != STD_ARCH:
+        raise AucuesError(f"{where}: model arch '{model['arch']}' (method {cfg['method']}) is not supported "
+                          f"yet; only {STD_ARCH} models import")
+    encoder = str(model["encoder_name"])
+    if encoder not in ENCODER_WIDTH:
+        raise AucuesError(f"{where}: encoder '{encoder}' is not supported (one of {', '.join(ENCODER_WIDTH)})")
+    if _bool(model["support_background"], "model.support_background", where):
+        raise AucuesError(f"{where}: support_background=True (an extra background class) is not supported")
+    if not _none(cfg.get("dense_dims")):
+        raise AucuesError(f"{where}: dense_dims {cfg['dense_dims']!r} (dense layers before the head) is not supported")
+    try:
+        num_classes, crop = int(cfg["num_classes"]), int(cfg["crop_size"])
+    except (TypeError, ValueError):
+        raise AucuesError(f"{where}: num_classes and crop_size must be integers") from None
+    if num_classes not in (7, 8):
+        raise AucuesError(f"{where}: num_classes must be 7 (or 8 with Contempt), got {num_classes}")
+    if crop < 32:
+        raise AucuesError(f"{where}: crop_size must be >= 32, got {crop}")
+    au = _bool(cfg["align_atten_to_heatmap"], "align_atten_to_heatmap", where)
+    try:
+        layers = _layers(cfg.get("align_atten_to_heatmap_layers", "5"), where)
+    except AucuesError:
+        if au:
+            raise
+        layers = ()  # without the AU loss the option is unused: whatever it holds does not matter
+    try:
+        lam = float(cfg.get("align_atten_to_heatmap_lambda", 0.0))
+    except (TypeError, ValueError):
+        raise AucuesError(f"{where}: align_atten_to_heatmap_lambda must be a number") from None
+    return ReferenceSpec(
+        method=str(cfg["method"]), pooling=str(cfg["spatial_pooling"]), dataset=str(cfg["dataset"]),
+        encoder=encoder, large_maps=_bool(model["large_maps"], "model.large_maps", where),
+        num_classes=num_classes, crop_size=crop, au_loss=au, au_layers=layers, au_lambda=lam,
+        self_attention=au and _bool(cfg.get("align_atten_to_heatmap_use_self_atten", False),
+                                    "align_atten_to_heatmap_use_self_atten", where),
+        heatmap_type=str(cfg.get("align_atten_to_heatmap_type_heatmap", "")),
+        valid_freq=_float_or_none(cfg.get("valid_freq_mb")))
+
+
+def _float_or_none(v) -> float | None:
+    try:
+        return None if _none(v) else float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def read_weights(folder) -> tuple[dict, dict]:
+    """model.pt -> (encoder state dict, classification_head state dict), read with weights_only."""
+    import torch
+
+    path = Path(folder) / WEIGHTS_FILE
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise AucuesError(f"{path}: not a readable torch file ({msg})") from None
+    if not isinstance(data, dict) or not {"encoder", "classification_head"} <= set(data):
+        found = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__
+        raise AucuesError(f"{path}: expected a dict with 'encoder' and 'classification_head' state dicts "
+                          f"(found {found}); whole-model checkpoints (TS-CAM, APViT) are not supported")
+    parts = []
+    for name in ("encoder", "classification_head"):
+        sd = data[name]
+        if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+            raise AucuesError(f"{path}: '{name}' is not a state dict of tensors")
+        if any(str(k).startswith("module.") for k in sd):  # a DDP-wrapped save: the keys are the same after it
+            sd = {str(k)[len("module."):] if str(k).startswith("module.") else k: v for k, v in sd.items()}
+        parts.append(sd)
+    return parts[0], parts[1]
+
+
+def convert(folder):
+    """A released model folder -> (aucues FERModel in eval mode, ReferenceSpec, aucues CAM name).
+    Raises AucuesError before anything is written when any part does not fit."""
+    import torch
+
+    from aucues.labels import class_names
+    from aucues.preprocessing import PreprocessConfig
+    from aucues.train.models import ModelConfig, build_model
+    from aucues.train.reference_methods import check_keys
+
+    spec = read_spec(folder)
+    conv = method_converter(spec.method)
+    if spec.pooling != conv.pooling:
+        raise AucuesError(f"{Path(folder) / CONFIG_FILE}: method {spec.method} with spatial_pooling "
+                          f"'{spec.pooling}' (expected {conv.pooling})")
+    encoder, head = read_weights(folder)
+    result = conv.convert(encoder, head, spec)
+    mc = ModelConfig(backbone=spec.encoder, num_classes=spec.num_classes, large_maps=spec.large_maps,
+                     weights="random",
+                     self_attention_layers=spec.au_layers if spec.self_attention else (),
+                     **result.model_fields)
+    # Image geometry (mean/std, crop template) stays PreprocessConfig's defaults: they are the
+    # reference's eval input (docs/method.md §9-10); only the size comes from the run.
+    pre = PreprocessConfig(image_size=spec.crop_size, class_names=class_names(spec.num_classes),
+                           codebook="reference")
+    model = build_model(mc, pre)
+    own = model.state_dict()
+    state = dict(result.state)
+    for k, v in own.items():  # counters only the training loop reads; older torch saves lacked them
+        if k.endswith("num_batches_tracked") and k not in state:
+            state[k] = v
+    check_keys(state, {k: tuple(v.shape) for k, v in own.items()},
+               f"{Path(folder) / WEIGHTS_FILE}: the {spec.method} {spec.encoder} state dict")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise AucuesError(f"{Path(folder) / WEIGHTS_FILE}: non-finite values in {', '.join(bad[:3])}")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
+    return model.eval(), spec, result.cam
+
+
+def source_info(folder, spec: ReferenceSpec, cam: str) -> dict:
+    name = Path(folder).name
+    cp = "best" if "cp_best" in name else "last" if "cp_last" in name else "unknown"
+    return {"kind": "reference", "folder": str(Path(folder).resolve()), "method": spec.method,
+            "pooling": spec.pooling, "dataset": spec.dataset, "encoder": spec.encoder,
+            "large_maps": spec.large_maps, "au_loss": spec.au_loss, "au_layers": list(spec.au_layers),
+            "au_lambda": spec.au_lambda, "self_attention": spec.self_attention,
+            "heatmap_type": spec.heatmap_type, "checkpoint": cp, "cam_method": cam}
+
+
+def import_reference(folder, out) -> dict:
+    """Convert `folder` and write the aucues checkpoint `out` (atomically, only after every check
+    passed) -> a summary dict."""
+    from aucues.train.checkpoint import save_checkpoint
+
+    out = Path(out)
+    if out.is_dir():
+        raise AucuesError(f"{out}: is a directory, expected a checkpoint file path (.pt)")
+    model, spec, cam = convert(folder)
+    src = source_info(folder, spec, cam)
+    au = {"loss": spec.au_loss, "layers": list(spec.au_layers), "lambda": spec.au_lambda,
+          "map_kind": "class", "codebook": "reference"}
+    save_checkpoint(out, model, extra={
+        "source": f"reference model {spec.dataset} {spec.encoder} {spec.method} "
+                  f"({'with' if spec.au_loss else 'without'} AU loss) from {Path(folder).name}",
+        "reference": src, "au": au,
+        # the reference validates on the test split (docs/method.md §9): its models were selected there
+        "selection": {"select_on": "test", "valid_every_fraction": spec.valid_freq}})
+    return {"out": str(out), **src, "parameters": sum(p.numel() for p in model.parameters()),
+            "image_size": spec.crop_size}
