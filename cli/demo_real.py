@@ -148,12 +148,14 @@ def real_photos(cfg, p: dict, console) -> dict:
 
 
 def _brief(row: dict) -> dict:
+    from aucues.serve.result import evidence_text
+
     if "error" in row:
         return {"error": row["error"]}
     label = row["label"]
     return {"label": label, "p": round(float(row["probabilities"][label]), 4),
             "score": row.get("interpretability_score"), "num_faces": row.get("num_faces"),
-            "evidence": ", ".join(f"{e['name']} {e['share']:.2f}" for e in (row.get("au_evidence") or [])[:2]),
+            "evidence": evidence_text(row.get("au_evidence"), 2),
             "overlay": row.get("overlay")}
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -129,18 +128,14 @@ class AucuesClient:
         status = out["status"].reshape(len(out["status"]), -1)[i, 0].decode(errors="replace")
         if status != "ok":
             return PredictError(status)
-        spec = self.spec
-        score = float(out["interpretability_score"].reshape(-1)[i])
-        result = {
-            "label": out["label"].reshape(-1)[i].decode(),
-            "probabilities": {n: float(p) for n, p in zip(spec.class_names, out["probabilities"][i])},
-            "topk": [t.decode() for t in out["topk"][i].reshape(-1)],
-            "au_evidence": json.loads(out["au_evidence"].reshape(-1)[i].decode()),
-            "interpretability_score": None if math.isnan(score) else score,
-            "face_box": [float(v) for v in out["face_box"][i]],
-            "num_faces": int(out["num_faces"].reshape(-1)[i]),
-            "landmarks": np.round(out["landmarks"][i].astype(np.float64), 2).tolist(),
-        }
+        from aucues.serve.result import make_result
+
+        result = make_result(
+            self.spec.class_names, out["label"].reshape(-1)[i].decode(), out["probabilities"][i],
+            [t.decode() for t in out["topk"][i].reshape(-1)],
+            json.loads(out["au_evidence"].reshape(-1)[i].decode()),
+            out["interpretability_score"].reshape(-1)[i], out["face_box"][i],
+            out["num_faces"].reshape(-1)[i], out["landmarks"][i])
         return Prediction(result, {n: out[n][i] for n in MAP_OUTPUTS if n in out})
 
     def predict(self, data: bytes, maps: bool = False) -> Prediction:

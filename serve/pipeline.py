@@ -236,27 +236,15 @@ def postprocess(spec: ModelSpec, probabilities: np.ndarray, cam: np.ndarray, att
     )
 
 
-def evidence_text(rows: list[dict], n: int = 3) -> str:
-    """'AU12 lip corner puller 0.41, AU6 cheek raiser 0.22'."""
-    return ", ".join(f"{r['name']} {r['share']:.2f}" for r in rows[:n])
-
-
 # ---------------------------------------------------------------------------------------------------
 # The whole pipeline in one process
 
 def result_dict(spec: ModelSpec, pre: PreprocessResult, ex: Explanation) -> dict:
-    """The JSON-able result, the same fields `aucues predict --json` prints."""
-    score = ex.interpretability_score
-    return {
-        "label": ex.label,
-        "probabilities": {n: float(p) for n, p in zip(spec.class_names, ex.probabilities)},
-        "topk": ex.topk,
-        "au_evidence": ex.au_evidence,
-        "interpretability_score": None if math.isnan(score) else float(score),
-        "face_box": [float(v) for v in pre.face_box],
-        "num_faces": int(pre.num_faces),
-        "landmarks": np.round(pre.landmarks.astype(np.float64), 2).tolist(),
-    }
+    """The JSON-able result, the same fields `aucues predict --json` prints (serve/result.py)."""
+    from aucues.serve.result import make_result
+
+    return make_result(spec.class_names, ex.label, ex.probabilities, ex.topk, ex.au_evidence,
+                       ex.interpretability_score, pre.face_box, pre.num_faces, pre.landmarks)
 
 
 class Pipeline:

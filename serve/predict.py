@@ -114,11 +114,13 @@ def iter_inputs(paths: list[str | Path], fps: float = 2.0) -> Iterator[Item]:
 
 
 def summary_line(name: str, result: dict) -> str:
+    from aucues.serve.result import evidence_text
+
     label = result["label"]
     s = f"{name}: {label} {result['probabilities'][label]:.2f}"
     ev = result.get("au_evidence") or []
     if ev:
-        s += " | " + ", ".join(f"{r['name']} {r['share']:.2f}" for r in ev[:3])
+        s += " | " + evidence_text(ev)
     score = result.get("interpretability_score")
     s += f" | AU alignment {score:.2f}" if score is not None else " | AU alignment n/a (no AU map)"
     if result.get("num_faces", 1) > 1:
