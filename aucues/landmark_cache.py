@@ -339,7 +339,7 @@ def landmark_dataset(root, cache_path, extensions=IMAGE_EXTENSIONS, pattern: str
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from aucues.io import read_image
-    from aucues.landmarks import FaceLandmarker
+    from aucues.landmarks import make_landmarker
 
     root = Path(root)
     keys, ignored = scan_images(root, extensions, pattern)
@@ -347,8 +347,9 @@ def landmark_dataset(root, cache_path, extensions=IMAGE_EXTENSIONS, pattern: str
     todo = [k for k in keys if k not in cache]
     summary = {"root": str(root), "cache": str(cache.path), "total": len(keys), "skipped": len(keys) - len(todo),
                "processed": 0, "faces": 0, "missing": 0, "errors": 0, "ignored": ignored, "error_examples": []}
-    own = landmarker is None
-    lm = FaceLandmarker(max_faces=max_faces, min_detection_score=min_detection_score) if own else landmarker
+    # landmarker: None (MediaPipe), a kind name (aucues.landmarks.LANDMARKERS) or a landmarker object
+    own = landmarker is None or isinstance(landmarker, str)
+    lm = make_landmarker(landmarker or "mediapipe", max_faces, min_detection_score) if own else landmarker
     columns = (TextColumn("landmarks"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
         with Progress(*columns, disable=not progress, transient=False) as bar:

@@ -279,3 +279,18 @@ class FaceLandmarker:
             self.close()
         except Exception:
             pass
+
+
+LANDMARKERS = ("mediapipe", "onnx")
+
+
+def make_landmarker(kind: str = "mediapipe", max_faces: int = 10, min_detection_score: float = 0.5):
+    """The landmarker named `kind`: "mediapipe" (FaceLandmarker, the reference) or "onnx"
+    (aucues.onnx_landmarks.OnnxFaceLandmarker: the same pipeline on the converted models, batched)."""
+    if kind == "mediapipe":
+        return FaceLandmarker(max_faces=max_faces, min_detection_score=min_detection_score)
+    if kind == "onnx":
+        from aucues.onnx_landmarks.landmarker import OnnxFaceLandmarker
+
+        return OnnxFaceLandmarker(max_faces=max_faces, min_detection_score=min_detection_score)
+    raise AucuesError(f"unknown landmarker {kind!r}; choose one of {', '.join(LANDMARKERS)}")

@@ -116,6 +116,8 @@ def bench_serve(
     duration: float = typer.Option(10.0, "--duration", help="Seconds of load per point and variant."),
     rounds: int = typer.Option(2, "--rounds", help="Windows per point; the variants alternate window by window."),
     no_inprocess: bool = typer.Option(False, "--no-inprocess", help="Skip the in-process pipeline."),
+    landmarker: str = typer.Option("mediapipe", "--landmarker", help="The in-process pipeline's landmarker: "
+                                   "mediapipe or onnx (the converted models, batched)."),
     no_batching_compare: bool = typer.Option(False, "--no-batching-compare",
                                              help="Skip the repository without dynamic batching."),
     json_out: Optional[Path] = typer.Option(None, "--json"),
@@ -127,7 +129,8 @@ def bench_serve(
 
     cfg = ServeBenchConfig(concurrency=_ints(concurrency, "--concurrency"), duration=duration, rounds=rounds,
                            protocol=protocol,
-                           inprocess=not no_inprocess, compare_batching=not no_batching_compare)
+                           inprocess=not no_inprocess, compare_batching=not no_batching_compare,
+                           landmarker=landmarker)
     out_dir = _out(out, "serve")
     with _progress("bench serve") as step:
         payload = run_serve_bench(url=url, repository=repository, onnx=onnx, image=image, cfg=cfg, progress=step)

@@ -71,12 +71,13 @@ def _table(path: str, faces):
     return table
 
 
-def _run_batch(batch: Path, cache: Optional[Path], as_json: bool, max_faces: int, min_score: float) -> None:
+def _run_batch(batch: Path, cache: Optional[Path], as_json: bool, max_faces: int, min_score: float,
+               landmarker: str = "mediapipe") -> None:
     from aucues.landmark_cache import landmark_dataset
 
     cache = cache or batch / DEFAULT_CACHE_NAME
     summary = landmark_dataset(batch, cache, progress=not as_json, max_faces=max_faces,
-                               min_detection_score=min_score)
+                               min_detection_score=min_score, landmarker=landmarker)
     if as_json:
         print(json.dumps(summary, indent=1))
         return
@@ -101,6 +102,8 @@ def landmarks(
                                    help="Ignored: every image is committed to the cache as it is done."),
     max_faces: int = typer.Option(10, "--max-faces", min=1, help="At most this many faces per image."),
     min_score: float = typer.Option(0.5, "--min-score", min=0.0, max=1.0, help="Face detection threshold."),
+    landmarker: str = typer.Option("mediapipe", "--landmarker", help="mediapipe (the reference) or onnx (its "
+                                   "networks converted to ONNX, run batched by ONNX Runtime)."),
 ) -> None:
     """Find faces and their 68 iBUG landmarks (MediaPipe face mesh), or fill a dataset's landmark cache."""
     from aucues.errors import AucuesError
@@ -108,7 +111,7 @@ def landmarks(
     if batch is not None:
         if images:
             fail("give either IMAGE... or --batch DIR, not both")
-        _run_batch(batch, cache, as_json, max_faces, min_score)
+        _run_batch(batch, cache, as_json, max_faces, min_score, landmarker)
         return
     if not images:
         fail("no images given (usage: aucues landmarks IMAGE... or aucues landmarks --batch DIR)")
@@ -116,10 +119,10 @@ def landmarks(
         fail("--cache goes with --batch DIR")
 
     from aucues.io import read_image
-    from aucues.landmarks import FaceLandmarker
+    from aucues.landmarks import make_landmarker
 
     results, failures = [], 0
-    with FaceLandmarker(max_faces=max_faces, min_detection_score=min_score) as lm:
+    with make_landmarker(landmarker, max_faces=max_faces, min_detection_score=min_score) as lm:
         for i, path in enumerate(images):
             try:
                 image = read_image(path)

@@ -44,6 +44,7 @@ class ServeBenchConfig:
     max_batch: int = 32
     max_queue_delay_us: int = 2000
     server_timeout: float = 240.0
+    landmarker: str = "mediapipe"  # the in-process pipeline's (aucues.landmarks.LANDMARKERS)
 
     def __post_init__(self) -> None:
         self.concurrency = tuple(sorted(set(int(c) for c in self.concurrency)))
@@ -55,6 +56,10 @@ class ServeBenchConfig:
             raise AucuesError(f"duration must be > 0 s, got {self.duration}")
         if self.protocol not in ("http", "grpc"):
             raise AucuesError(f"unknown protocol '{self.protocol}'; choose http or grpc")
+        from aucues.landmarks import LANDMARKERS
+
+        if self.landmarker not in LANDMARKERS:
+            raise AucuesError(f"unknown landmarker '{self.landmarker}'; choose {' or '.join(LANDMARKERS)}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -240,7 +245,7 @@ def server_target(name: str, repository: Path, data: bytes, cfg: ServeBenchConfi
     return t
 
 
-def inprocess_target(onnx: Path, data: bytes) -> Target:
+def inprocess_target(onnx: Path, data: bytes, landmarker: str = "mediapipe") -> Target:
     from aucues.serve.pipeline import OnnxClassifier, Pipeline
 
     shared = OnnxClassifier(onnx)
@@ -251,7 +256,7 @@ def inprocess_target(onnx: Path, data: bytes) -> Target:
         with lock:
             if i not in pipes:  # one FaceLandmarker per thread (MediaPipe graphs are not shared)
                 # one ORT session for all, like the server's single classifier instance
-                pipes[i] = Pipeline(onnx, classifier=shared)
+                pipes[i] = Pipeline(onnx, landmarker=landmarker, classifier=shared)
         return lambda p=pipes[i]: p.predict(data)
 
     def close() -> None:
@@ -354,7 +359,7 @@ def run_serve_bench(*, url: str | None = None, repository: str | Path | None = N
             if onnx is None:
                 notes.append("in-process pipeline skipped: no ONNX (give --onnx)")
             else:
-                targets.append(inprocess_target(Path(onnx), data))
+                targets.append(inprocess_target(Path(onnx), data, cfg.landmarker))
         rows = measure(targets, cfg, step)
     finally:
         for t in targets:

@@ -102,10 +102,13 @@ class Preprocessor:
     The FaceLandmarker (MediaPipe graphs) is built once and reused for every image."""
 
     def __init__(self, spec: ModelSpec, landmarker=None):
-        from aucues.landmarks import FaceLandmarker
+        from aucues.landmarks import make_landmarker
 
         self.spec = spec
-        self.landmarker = landmarker if landmarker is not None else FaceLandmarker()
+        # None: MediaPipe; a kind name ("mediapipe" / "onnx", aucues.landmarks.LANDMARKERS); or an object
+        if landmarker is None or isinstance(landmarker, str):
+            landmarker = make_landmarker(landmarker or "mediapipe")
+        self.landmarker = landmarker
 
     def __call__(self, data) -> PreprocessResult:
         from aucues.crop import crop_face
