@@ -48,6 +48,9 @@ class OnnxFaceLandmarker:
         if threads:
             opts.intra_op_num_threads = int(threads)
         opts.log_severity_level = 3
+        # No busy-waiting worker threads: the landmarker shares its cores with the classifier and other
+        # instances (serving), where spinning threads burn the time the others need.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
 
         def session(name):
             try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aucues.errors import AucuesError
 
-CONVERTER_VERSION = "1"
+CONVERTER_VERSION = "2"
 
 # name -> path inside the mediapipe package
 TFLITE = {
