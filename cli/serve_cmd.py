@@ -32,6 +32,9 @@ def repository_build(
     allow_unverified: bool = typer.Option(False, "--allow-unverified",
                                           help="Accept an ONNX whose export verification failed, was skipped "
                                                "or is not recorded (refused by default)."),
+    landmarker: str = typer.Option("mediapipe", "--landmarker",
+                                   help="mediapipe (in the preprocess model) or onnx (the detector and mesh "
+                                        "as batched models the preprocess calls; docs/onnx_landmarks.md)."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Write a complete Triton model repository (preprocess, classifier, postprocess, the `aucues`
@@ -40,7 +43,8 @@ def repository_build(
 
     report = build_repository(out, onnx=onnx, checkpoint=checkpoint, backend=backend, plan=plan,
                               instances=instances, max_batch=max_batch, trt_accelerator=trt_accelerator,
-                              dynamic_batching=dynamic_batching, force=force, allow_unverified=allow_unverified)
+                              dynamic_batching=dynamic_batching, force=force, allow_unverified=allow_unverified,
+                              landmarker=landmarker)
     if json_out:
         print(json.dumps(report, indent=1))
         return

@@ -44,7 +44,7 @@ class ServeBenchConfig:
     max_batch: int = 32
     max_queue_delay_us: int = 2000
     server_timeout: float = 240.0
-    landmarker: str = "mediapipe"  # the in-process pipeline's (aucues.landmarks.LANDMARKERS)
+    landmarker: str = "mediapipe"  # in-process pipeline and built repositories (aucues.landmarks.LANDMARKERS)
 
     def __post_init__(self) -> None:
         self.concurrency = tuple(sorted(set(int(c) for c in self.concurrency)))
@@ -350,7 +350,7 @@ def run_serve_bench(*, url: str | None = None, repository: str | Path | None = N
                 step(f"building a repository from {Path(onnx).name}")
                 repository = tmp / "dynamic"
                 build_repository(repository, onnx=onnx, backend="python", max_batch=cfg.max_batch,
-                                 max_queue_delay_us=cfg.max_queue_delay_us)
+                                 max_queue_delay_us=cfg.max_queue_delay_us, landmarker=cfg.landmarker)
             targets.append(server_target("triton-dynamic", repository, data, cfg, step))
             if cfg.compare_batching:
                 targets.append(server_target("triton-nobatch", nobatch_copy(repository, tmp / "nobatch"),

@@ -31,6 +31,7 @@ class RepoOptions:
     dynamic_batching: bool = True     # classifier; on a small CPU host batching may not pay (docs/benchmarks.md)
     trt_accelerator: bool = False     # onnxruntime backend: TensorRT execution accelerator (GPU)
     intra_op_threads: int = 0         # python classifier: ONNX Runtime threads (0 = its default)
+    landmarker: str = "mediapipe"     # "onnx": preprocess calls the served landmark models (serve/landmark_repo.py)
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -41,6 +42,8 @@ class RepoOptions:
             raise AucuesError(f"--max-batch must be in 1..1024, got {self.max_batch}")
         if self.max_queue_delay_us < 0:
             raise AucuesError("max queue delay must be >= 0")
+        if self.landmarker not in ("mediapipe", "onnx"):
+            raise AucuesError(f"unknown landmarker '{self.landmarker}'; choose mediapipe or onnx")
 
     @property
     def preferred_batch_sizes(self) -> list[int]:
@@ -49,6 +52,11 @@ class RepoOptions:
             sizes.append(b)
             b *= 2
         return sizes + [self.max_batch]
+
+
+def landmark_max_batch(opts: RepoOptions) -> int:
+    """Largest batch of the served landmark models: the tiles of one large image already make ~13."""
+    return max(opts.max_batch, 64)
 
 
 def _pb():
@@ -153,6 +161,9 @@ def preprocess_message(spec: ModelSpec, opts: RepoOptions):
     cfg.dynamic_batching.max_queue_delay_microseconds = 0
     _instances(cfg, opts, "KIND_CPU")
     _param(cfg, "aucues", spec.to_json())
+    if opts.landmarker != "mediapipe":  # absent = MediaPipe, so the checked-in configs stay as they are
+        _param(cfg, "landmarker", opts.landmarker)
+        _param(cfg, "landmark_max_batch", str(landmark_max_batch(opts)))
     return cfg
 
 

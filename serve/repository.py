@@ -87,6 +87,8 @@ def _export_checkpoint(checkpoint: Path, dest: Path) -> dict:
 
 MARKER = ".aucues-repository"  # written by build_repository: the folder (and its model folders) are ours
 OWN_MODELS = (PREPROCESS, CLASSIFIER, POSTPROCESS, ENSEMBLE)
+# --landmarker onnx adds these (aucues.serve.landmark_repo); a rebuild without it removes them
+LANDMARK_MODELS = ("face_detection_short_range", "face_detection_full_range", "face_landmark")
 
 
 def _prepare_out(out: Path, force: bool = False) -> None:
@@ -98,7 +100,7 @@ def _prepare_out(out: Path, force: bool = False) -> None:
         if not out.is_dir():
             raise AucuesError(f"{out}: exists and is not a directory")
         entries = {e.name for e in out.iterdir()}
-        ours = MARKER in entries or (entries <= set(OWN_MODELS) and (out / ENSEMBLE / "config.pbtxt").exists())
+        ours = MARKER in entries or (entries <= set(OWN_MODELS + LANDMARK_MODELS) and (out / ENSEMBLE / "config.pbtxt").exists())
         if entries and not ours and not force:
             raise AucuesError(f"{out}: exists, is not empty and is not an aucues repository (not written by `aucues repository build`); "
                               f"choose another --out or pass --force (which replaces only "
@@ -112,10 +114,11 @@ def _swap_in(tmp: Path, out: Path) -> None:
         return
     old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
     try:
-        for name in OWN_MODELS + (MARKER,):
+        for name in OWN_MODELS + LANDMARK_MODELS + (MARKER,):
             if (out / name).exists() or (out / name).is_symlink():
                 (out / name).rename(old / name)
-            (tmp / name).rename(out / name)
+            if (tmp / name).exists():  # landmark models only with --landmarker onnx
+                (tmp / name).rename(out / name)
     finally:
         shutil.rmtree(old, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -124,7 +127,8 @@ def _swap_in(tmp: Path, out: Path) -> None:
 def build_repository(out: str | Path, *, onnx: str | Path | None = None, checkpoint: str | Path | None = None,
                      backend: str = "python", plan: str | Path | None = None, instances: int = 2,
                      max_batch: int = 32, trt_accelerator: bool = False, max_queue_delay_us: int = 2000,
-                     dynamic_batching: bool = True, force: bool = False, allow_unverified: bool = False) -> dict:
+                     dynamic_batching: bool = True, force: bool = False, allow_unverified: bool = False,
+                     landmarker: str = "mediapipe") -> dict:
     """Write the repository; returns a report (paths, backend, model shapes). An existing OUT that
     this function did not write is refused unless `force`; only its own model folders are replaced.
     An ONNX whose export verification failed, was skipped or is not recorded is refused unless
@@ -141,7 +145,7 @@ def build_repository(out: str | Path, *, onnx: str | Path | None = None, checkpo
         raise AucuesError(f"{plan}: no such TensorRT plan file")
     opts = RepoOptions(backend=backend, instances=int(instances), max_batch=int(max_batch),
                        trt_accelerator=trt_accelerator, max_queue_delay_us=int(max_queue_delay_us),
-                       dynamic_batching=bool(dynamic_batching))
+                       dynamic_batching=bool(dynamic_batching), landmarker=landmarker)
     out = Path(out).resolve()
     _prepare_out(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -169,6 +173,11 @@ def build_repository(out: str | Path, *, onnx: str | Path | None = None, checkpo
         (tmp / ENSEMBLE / "1").mkdir(parents=True, exist_ok=True)
         for name, text in all_configs(spec, opts).items():
             atomic_write_text(tmp / name / "config.pbtxt", text)
+        landmark_models = []
+        if opts.landmarker == "onnx":  # the landmark networks as models the preprocess calls (BLS)
+            from aucues.serve.landmark_repo import write_landmark_models
+
+            landmark_models = write_landmark_models(tmp, opts)
         for name in (CLASSIFIER, POSTPROCESS, ENSEMBLE):
             atomic_write_text(tmp / name / LABELS_FILE, labels_text(spec))
         atomic_write_text(tmp / MARKER, "written by `aucues repository build`; it replaces only "
@@ -180,7 +189,8 @@ def build_repository(out: str | Path, *, onnx: str | Path | None = None, checkpo
     report.update({
         "repository": str(out),
         "backend": backend,
-        "models": [PREPROCESS, CLASSIFIER, POSTPROCESS, ENSEMBLE],
+        "models": [PREPROCESS, CLASSIFIER, POSTPROCESS, ENSEMBLE] + landmark_models,
+        "landmarker": opts.landmarker,
         "image_size": spec.image_size,
         "class_names": list(spec.class_names),
         "layers": {str(k): list(v) for k, v in sorted(spec.layers.items())},

@@ -28,21 +28,15 @@ def _cut(box, x, y, s, h, w, tol: float = 2.0) -> bool:
     return FaceLandmarker._cut(box, x, y, s, h, w, tol)
 
 
-class OnnxFaceLandmarker:
-    """Every face of an RGB image with 68 landmarks, largest first; detect_many batches images."""
+class OrtRunner:
+    """The three landmark models in local ONNX Runtime sessions (CPU), converted on first use."""
 
-    def __init__(self, max_faces: int = 10, min_detection_score: float = 0.5, threads: int = 0,
-                 cache=None):
-        self.max_faces = int(max_faces)
-        self.min_detection_score = float(min_detection_score)
-        if self.max_faces < 1 or not 0.0 <= self.min_detection_score <= 1.0:
-            raise AucuesError(f"max_faces must be >= 1 and min_detection_score in [0, 1], "
-                              f"got {max_faces} and {min_detection_score}")
+    def __init__(self, threads: int = 0, cache=None):
         try:
             import onnxruntime as ort
         except ImportError as e:  # pragma: no cover - a hard dependency
             raise AucuesError(f"onnxruntime is not installed ({e})") from None
-        from aucues.onnx_landmarks.models import onnx_path
+        from aucues.onnx_landmarks.models import IO, onnx_path
 
         opts = ort.SessionOptions()
         if threads:
@@ -51,17 +45,38 @@ class OnnxFaceLandmarker:
         # No busy-waiting worker threads: the landmarker shares its cores with the classifier and other
         # instances (serving), where spinning threads burn the time the others need.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-
-        def session(name):
+        self._sess = {}
+        for name in IO:
             try:
-                return ort.InferenceSession(str(onnx_path(name, cache)), opts, providers=["CPUExecutionProvider"])
+                self._sess[name] = ort.InferenceSession(str(onnx_path(name, cache)), opts,
+                                                        providers=["CPUExecutionProvider"])
             except AucuesError:
                 raise
             except Exception as e:
                 raise AucuesError(f"cannot load the ONNX landmark model {name} ({str(e).splitlines()[0]})") from None
 
-        self._sess = {s.model: session(s.model) for s in (det.SHORT_RANGE, det.FULL_RANGE)}
-        self._mesh = session("face_landmark")
+    def __call__(self, model: str, x: np.ndarray) -> list[np.ndarray]:
+        sess = self._sess[model]
+        return sess.run(None, {sess.get_inputs()[0].name: x})
+
+    def close(self) -> None:
+        self._sess = {}
+
+
+class OnnxFaceLandmarker:
+    """Every face of an RGB image with 68 landmarks, largest first; detect_many batches images."""
+
+    def __init__(self, max_faces: int = 10, min_detection_score: float = 0.5, threads: int = 0,
+                 cache=None, runner=None):
+        """runner: callable (model name, NHWC float32 batch) -> the model's outputs in aucues.onnx_landmarks
+        .models.IO order; default OrtRunner (local ONNX Runtime). The Triton preprocess model passes one
+        that sends the batches to the served landmark models (aucues.serve.bls.BlsRunner)."""
+        self.max_faces = int(max_faces)
+        self.min_detection_score = float(min_detection_score)
+        if self.max_faces < 1 or not 0.0 <= self.min_detection_score <= 1.0:
+            raise AucuesError(f"max_faces must be >= 1 and min_detection_score in [0, 1], "
+                              f"got {max_faces} and {min_detection_score}")
+        self._run = runner if runner is not None else OrtRunner(threads=threads, cache=cache)
         self._anchors = {s.model: det.anchors(s) for s in (det.SHORT_RANGE, det.FULL_RANGE)}
         self._closed = False
 
@@ -72,8 +87,7 @@ class OnnxFaceLandmarker:
             return []
         x = np.stack([roi_mod.warp(img, m, spec.size) for img, m in jobs]).astype(np.float32)
         x = x / 127.5 - 1.0  # the detectors' [-1, 1] input range
-        sess = self._sess[spec.model]
-        boxes, scores = sess.run(None, {sess.get_inputs()[0].name: x})
+        boxes, scores = self._run(spec.model, x)[:2]
         out = []
         for k, (_, m) in enumerate(jobs):
             b, kp, s = det.decode(boxes[k], scores[k], self._anchors[spec.model], spec.size, min_score)
@@ -126,7 +140,7 @@ class OnnxFaceLandmarker:
         if not inputs:
             return best
         x = np.stack(inputs).astype(np.float32) / 255.0  # the mesh's [0, 1] input range
-        raw, flag = self._mesh.run(None, {self._mesh.get_inputs()[0].name: x})
+        raw, flag = self._run("face_landmark", x)[:2]
         raw = raw.reshape(len(inputs), 468, 3).astype(np.float64)
         presence = 1.0 / (1.0 + np.exp(-flag.reshape(-1).astype(np.float64)))
         for j, k in enumerate(owners):
@@ -201,9 +215,9 @@ class OnnxFaceLandmarker:
         return self.detect_many([image_rgb])[0]
 
     def close(self) -> None:
+        if not self._closed and hasattr(self._run, "close"):
+            self._run.close()
         self._closed = True
-        self._sess = {}
-        self._mesh = None
 
     def __enter__(self) -> "OnnxFaceLandmarker":
         return self

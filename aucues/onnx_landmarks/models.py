@@ -24,6 +24,15 @@ TFLITE = {
 }
 
 
+# name -> (input name, output names, input shape HWC, output shapes without batch): the TFLite models'
+# own tensor names, which the converted ONNX keeps (tests check both against the files).
+IO = {
+    "face_detection_short_range": ("input", ("regressors", "classificators"), (128, 128, 3), ((896, 16), (896, 1))),
+    "face_detection_full_range": ("input_1", ("Identity", "Identity_1"), (192, 192, 3), ((2304, 16), (2304, 1))),
+    "face_landmark": ("input_1", ("conv2d_21", "conv2d_31"), (192, 192, 3), ((1, 1, 1404), (1, 1, 1))),
+}
+
+
 def tflite_path(name: str) -> Path:
     try:
         import importlib.util

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-MODELS = ("preprocess", "classifier", "postprocess")
+MODELS = ("preprocess", "classifier", "postprocess", "landmark_model")
 
 
 def model_source(name: str) -> str:
