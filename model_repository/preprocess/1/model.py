@@ -32,7 +32,14 @@ class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
         self.spec = ModelSpec.from_json(config["parameters"]["aucues"]["string_value"])
-        self.pre = Preprocessor(self.spec)  # MediaPipe graphs built once per instance
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        landmarker = None  # MediaPipe graphs, built once per instance
+        if params.get("landmarker") == "onnx":  # the served landmark models, called by BLS
+            from aucues.onnx_landmarks.landmarker import OnnxFaceLandmarker
+            from aucues.serve.bls import BlsRunner
+
+            landmarker = OnnxFaceLandmarker(runner=BlsRunner(pb_utils, int(params.get("landmark_max_batch", "32"))))
+        self.pre = Preprocessor(self.spec, landmarker)
 
     def _one(self, request):
         tensor = pb_utils.get_input_tensor_by_name(request, "image_bytes")
