@@ -118,6 +118,9 @@ def bench_serve(
     no_inprocess: bool = typer.Option(False, "--no-inprocess", help="Skip the in-process pipeline."),
     landmarker: str = typer.Option("mediapipe", "--landmarker", help="The in-process pipeline's landmarker: "
                                    "mediapipe or onnx (the converted models, batched)."),
+    compare_landmarkers: bool = typer.Option(False, "--compare-landmarkers",
+                                             help="With --onnx: also a repository whose face detector and mesh "
+                                                  "are served models (--landmarker onnx), alternating windows."),
     no_batching_compare: bool = typer.Option(False, "--no-batching-compare",
                                              help="Skip the repository without dynamic batching."),
     json_out: Optional[Path] = typer.Option(None, "--json"),
@@ -130,7 +133,7 @@ def bench_serve(
     cfg = ServeBenchConfig(concurrency=_ints(concurrency, "--concurrency"), duration=duration, rounds=rounds,
                            protocol=protocol,
                            inprocess=not no_inprocess, compare_batching=not no_batching_compare,
-                           landmarker=landmarker)
+                           landmarker=landmarker, compare_landmarkers=compare_landmarkers)
     out_dir = _out(out, "serve")
     with _progress("bench serve") as step:
         payload = run_serve_bench(url=url, repository=repository, onnx=onnx, image=image, cfg=cfg, progress=step)

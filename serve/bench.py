@@ -45,6 +45,7 @@ class ServeBenchConfig:
     max_queue_delay_us: int = 2000
     server_timeout: float = 240.0
     landmarker: str = "mediapipe"  # in-process pipeline and built repositories (aucues.landmarks.LANDMARKERS)
+    compare_landmarkers: bool = False  # also a repository whose landmark networks are served models (onnx)
 
     def __post_init__(self) -> None:
         self.concurrency = tuple(sorted(set(int(c) for c in self.concurrency)))
@@ -355,6 +356,13 @@ def run_serve_bench(*, url: str | None = None, repository: str | Path | None = N
             if cfg.compare_batching:
                 targets.append(server_target("triton-nobatch", nobatch_copy(repository, tmp / "nobatch"),
                                              data, cfg, step))
+            if cfg.compare_landmarkers and onnx is not None:
+                from aucues.serve.repository import build_repository
+
+                step("building a repository with the landmark networks as served models")
+                build_repository(tmp / "onnx_landmarks", onnx=onnx, backend="python", max_batch=cfg.max_batch,
+                                 max_queue_delay_us=cfg.max_queue_delay_us, landmarker="onnx")
+                targets.append(server_target("triton-onnx-landmarks", tmp / "onnx_landmarks", data, cfg, step))
         if cfg.inprocess:
             if onnx is None:
                 notes.append("in-process pipeline skipped: no ONNX (give --onnx)")
@@ -399,7 +407,8 @@ def serve_ratios(rows: list[dict]) -> list[dict]:
     out = []
     pairs = [("triton-dynamic", "inprocess", "Triton (dynamic batching) / in-process throughput"),
              ("triton", "inprocess", "Triton / in-process throughput"),
-             ("triton-dynamic", "triton-nobatch", "dynamic batching / no batching throughput")]
+             ("triton-dynamic", "triton-nobatch", "dynamic batching / no batching throughput"),
+             ("triton-onnx-landmarks", "triton-dynamic", "served ONNX landmark models / MediaPipe in preprocess throughput")]
     for c in sorted({r["concurrency"] for r in rows}):
         for a, b, what in pairs:
             ra, rb = by.get((a, c)), by.get((b, c))
