@@ -122,7 +122,7 @@ class OnnxFaceLandmarker:
         return [[(bx[k], sc[k]) for k in _merge(bx, sc)] for bx, sc in per_image]
 
     # -- mesh --------------------------------------------------------------------------------------
-    def _mesh_faces(self, crops: list[np.ndarray]) -> list[np.ndarray | None]:
+    def _mesh_faces(self, crops: list[np.ndarray], scale: float) -> list[np.ndarray | None]:
         """Per MESH_CROP-px crop: the mesh (468, 3) in crop px nearest the centre, or None."""
         s = det.SHORT_RANGE.size
         m_det = roi_mod.region_matrix(MESH_CROP / 2, MESH_CROP / 2, MESH_CROP, 0.0, s)
@@ -153,8 +153,8 @@ class OnnxFaceLandmarker:
             d = float(np.hypot(*(mesh[list(MP468_TO_IBUG68), :2].mean(0) - MESH_CROP / 2)))
             if d < best_d[k]:
                 best[k], best_d[k] = mesh, d
-        return [b if b is not None and best_d[k] < 0.5 * MESH_CROP / self._scale else None
-                for k, b in enumerate(best)]
+        return [b if b is not None and best_d[k] < 0.5 * MESH_CROP / scale else None
+                for k, b in enumerate(best)]  # as FaceLandmarker: a mesh face far from the centre is a neighbour
 
     def _points(self, images: list[np.ndarray], boxes: list[tuple[int, np.ndarray]]) -> dict[int, np.ndarray]:
         """Per index into `boxes` ((image index, box)): the 68 points, trying each crop scale in turn."""
@@ -175,8 +175,7 @@ class OnnxFaceLandmarker:
                 crops.append(cv2.warpAffine(images[i], m, (MESH_CROP, MESH_CROP), flags=interp,
                                             borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0)))
                 mats.append(m)
-            self._scale = scale
-            meshes = self._mesh_faces(crops)
+            meshes = self._mesh_faces(crops, scale)
             left = []
             for j, m, mesh in zip(todo, mats, meshes):
                 if mesh is None:
