@@ -110,8 +110,8 @@ class Preprocessor:
             landmarker = make_landmarker(landmarker or "mediapipe")
         self.landmarker = landmarker
 
-    def __call__(self, data) -> PreprocessResult:
-        from aucues.crop import crop_face
+    def decode(self, data) -> tuple[np.ndarray, float]:
+        """Checked, decoded RGB image bounded for the face search, and the factor back to the input's px."""
         from aucues.io import decode_image_scaled
 
         buf = check_encoded(data)
@@ -120,7 +120,12 @@ class Preprocessor:
         scale *= shrink
         if min(rgb.shape[:2]) < 16:
             raise NoFaceError(f"no face found: the image is only {rgb.shape[1]}x{rgb.shape[0]} pixels")
-        faces = self.landmarker.detect(rgb)
+        return rgb, scale
+
+    def finish(self, rgb: np.ndarray, scale: float, faces) -> PreprocessResult:
+        """The largest face cropped, aligned and normalised for the model."""
+        from aucues.crop import crop_face
+
         if not faces:
             raise NoFaceError("no face found in the image")
         face = faces[0]
@@ -132,6 +137,40 @@ class Preprocessor:
                                 face_box=np.asarray(face.box, np.float32) * np.float32(scale),
                                 num_faces=len(faces),
                                 aligned_face=al.image)
+
+    def __call__(self, data) -> PreprocessResult:
+        rgb, scale = self.decode(data)
+        return self.finish(rgb, scale, self.landmarker.detect(rgb))
+
+    def many(self, items: list) -> list:
+        """__call__ over several encoded images: per item a PreprocessResult or the exception that item
+        raised. A landmarker with detect_many (the ONNX one) finds the faces of all images in one batched
+        call per network; MediaPipe's goes image by image."""
+        decoded: list = []
+        for data in items:
+            try:
+                decoded.append(self.decode(data))
+            except Exception as e:  # noqa: BLE001 - this item's failure only
+                decoded.append(e)
+        good = [k for k, d in enumerate(decoded) if not isinstance(d, Exception)]
+        faces: dict[int, object] = {}
+        if good and hasattr(self.landmarker, "detect_many"):
+            try:
+                found = self.landmarker.detect_many([decoded[k][0] for k in good])
+                faces = dict(zip(good, found))
+            except Exception:  # noqa: BLE001 - find the culprit image by image below
+                faces = {}
+        out: list = []
+        for k, d in enumerate(decoded):
+            if isinstance(d, Exception):
+                out.append(d)
+                continue
+            try:
+                f = faces[k] if k in faces else self.landmarker.detect(d[0])
+                out.append(self.finish(d[0], d[1], f))
+            except Exception as e:  # noqa: BLE001
+                out.append(e)
+        return out
 
     def close(self) -> None:
         self.landmarker.close()

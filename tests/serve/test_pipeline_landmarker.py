@@ -38,3 +38,25 @@ def test_serve_bench_config_checks_landmarker():
     assert ServeBenchConfig(landmarker="onnx").landmarker == "onnx"
     with pytest.raises(AucuesError, match="unknown landmarker"):
         ServeBenchConfig(landmarker="dlib")
+
+
+@pytest.mark.parametrize("kind", ["onnx", "mediapipe"])
+def test_preprocessor_many_equals_one_by_one(tiny_onnx, astronaut_bytes, six_faces_path, kind):
+    """Preprocessor.many (what the Triton preprocess runs over a dynamic batch): per item the same
+    result as __call__, and a bad item is that item's exception only."""
+    from aucues.errors import AucuesError
+    from aucues.serve.pipeline import Preprocessor
+    from aucues.serve.spec import spec_from_onnx
+
+    pre = Preprocessor(spec_from_onnx(tiny_onnx), kind)
+    try:
+        items = [astronaut_bytes, b"not an image", six_faces_path.read_bytes()]
+        many = pre.many(items)
+        assert isinstance(many[1], AucuesError)
+        for k in (0, 2):
+            one = pre(items[k])
+            assert many[k].num_faces == one.num_faces
+            np.testing.assert_allclose(many[k].landmarks, one.landmarks, atol=1e-3)
+            np.testing.assert_allclose(many[k].face_box, one.face_box, atol=1e-3)
+    finally:
+        pre.close()

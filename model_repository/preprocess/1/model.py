@@ -41,27 +41,33 @@ class TritonPythonModel:
             landmarker = OnnxFaceLandmarker(runner=BlsRunner(pb_utils, int(params.get("landmark_max_batch", "32"))))
         self.pre = Preprocessor(self.spec, landmarker)
 
-    def _one(self, request):
+    def _rows(self, request):
         tensor = pb_utils.get_input_tensor_by_name(request, "image_bytes")
         if tensor is None:
             raise AucuesError("missing input 'image_bytes'")
         data = tensor.as_numpy()
         if data.ndim != 2:
             raise AucuesError(f"image_bytes must have shape [batch, bytes], got {list(data.shape)}")
-        if data.shape[0] == 1:  # the single-image path: a bad image fails the request (see execute)
-            rows, status = [self.pre(data[0])], [b"ok"]
+        return data
+
+    def _response(self, results):
+        """One request's response from its rows' results (PreprocessResult or the row's exception)."""
+        if len(results) == 1:  # the single-image path: a bad image fails the request (see execute)
+            if isinstance(results[0], Exception):
+                raise results[0]
+            rows, status = results, [b"ok"]
         else:
             rows, status = [], []
-            for row in data:
-                try:
-                    rows.append(self.pre(row))
+            for r in results:
+                if isinstance(r, AucuesError):
+                    rows.append(None)
+                    status.append(str(r).encode())
+                elif isinstance(r, Exception):  # this row's failure only
+                    rows.append(None)
+                    status.append(f"preprocess failed: {r.__class__.__name__}: {r}".encode())
+                else:
+                    rows.append(r)
                     status.append(b"ok")
-                except AucuesError as e:
-                    rows.append(None)
-                    status.append(str(e).encode())
-                except Exception as e:  # noqa: BLE001 - this row's failure only
-                    rows.append(None)
-                    status.append(f"preprocess failed: {e.__class__.__name__}: {e}".encode())
         s, c = self.spec.image_size, self.spec.preprocess.channels
         z = lambda shape, dt: np.zeros(shape, dt)  # noqa: E731 - a failed row carries zeros
         out = {
@@ -75,10 +81,24 @@ class TritonPythonModel:
         return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(k, v) for k, v in out.items()])
 
     def execute(self, requests):
-        responses = []
+        # Every image of every request in this dynamic batch goes through one Preprocessor.many call:
+        # with the ONNX landmarker that is one batched call per landmark network for all of them.
+        datas = []
         for request in requests:
             try:
-                responses.append(self._one(request))
+                datas.append(self._rows(request))
+            except Exception as e:  # noqa: BLE001 - answered below, per request
+                datas.append(e)
+        try:
+            results = iter(self.pre.many([row for d in datas if not isinstance(d, Exception) for row in d]))
+        except Exception as e:  # noqa: BLE001 - never let the batch fail as a whole
+            results, datas = None, [e] * len(requests)
+        responses = []
+        for d in datas:
+            try:
+                if isinstance(d, Exception):
+                    raise d
+                responses.append(self._response([next(results) for _ in range(len(d))]))
             except AucuesError as e:  # the input's fault: checks, decoding, no face
                 responses.append(_error(str(e), True))
             except Exception as e:  # noqa: BLE001 - never let one request fail the batch
