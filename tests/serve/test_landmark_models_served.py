@@ -42,6 +42,7 @@ def test_onnx_platform_for_gpu_hosts(tiny_onnx, tmp_path):
     assert [o.name for o in cfg.output] == ["conv2d_21", "conv2d_31"]
 
 
+@pytest.mark.slow  # its own tritonserver with 9 models: ~50 s here
 def test_served_landmarks_match_mediapipe(onnx_lmk_repo, pipeline, astronaut_bytes, six_faces_path):
     from aucues.errors import AucuesError
     from aucues.serve.client import AucuesClient
