@@ -70,6 +70,8 @@ def bench_model(
     max_seconds: float = typer.Option(90.0, "--max-seconds", help="Time budget per batch size; fewer rounds "
                                                                   "(at least 3) when the models are slow."),
     threads: int = typer.Option(0, "--threads", help="torch and ORT intra-op threads (0 = every core)."),
+    int8_calibration: Optional[Path] = typer.Option(None, "--int8-calibration",
+                                                    help="Aligned faces: also time the QDQ INT8 graph (ort-int8)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the JSON payload here."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default runs/bench/model)."),
 ) -> None:
@@ -79,7 +81,7 @@ def bench_model(
 
     cfg = ModelBenchConfig(backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
                            batch_sizes=_ints(batch_sizes, "--batch-sizes"), runs=runs, max_seconds=max_seconds,
-                           threads=threads)
+                           threads=threads, int8_calibration=str(int8_calibration) if int8_calibration else None)
     out_dir = _out(out, "model")
     with _progress("bench model") as step:
         payload = run_model_bench(checkpoint=checkpoint, onnx=onnx, backbone=backbone, image_size=image_size,
@@ -118,6 +120,8 @@ def bench_serve(
     no_inprocess: bool = typer.Option(False, "--no-inprocess", help="Skip the in-process pipeline."),
     no_batching_compare: bool = typer.Option(False, "--no-batching-compare",
                                              help="Skip the repository without dynamic batching."),
+    perf_analyzer: bool = typer.Option(False, "--perf-analyzer", help="Also measure the first Triton variant "
+                                       "with NVIDIA's perf_analyzer; its numbers beside aucues's."),
     json_out: Optional[Path] = typer.Option(None, "--json"),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default runs/bench/serve)."),
 ) -> None:
@@ -127,7 +131,8 @@ def bench_serve(
 
     cfg = ServeBenchConfig(concurrency=_ints(concurrency, "--concurrency"), duration=duration, rounds=rounds,
                            protocol=protocol,
-                           inprocess=not no_inprocess, compare_batching=not no_batching_compare)
+                           inprocess=not no_inprocess, compare_batching=not no_batching_compare,
+                           perf_analyzer=perf_analyzer)
     out_dir = _out(out, "serve")
     with _progress("bench serve") as step:
         payload = run_serve_bench(url=url, repository=repository, onnx=onnx, image=image, cfg=cfg, progress=step)
