@@ -148,6 +148,8 @@ def bench_train(
     lam: float = typer.Option(9.0, "--lambda", help="AU loss weight."),
     runs: int = typer.Option(20, "--runs", help="Interleaved rounds."),
     threads: int = typer.Option(0, "--threads", help="torch threads (0 = default)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    amp: bool = typer.Option(False, "--amp", help="bf16 autocast (with --device cuda)."),
     json_out: Optional[Path] = typer.Option(None, "--json"),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default runs/bench/train)."),
 ) -> None:
@@ -158,7 +160,7 @@ def bench_train(
     with _progress("bench train") as step:
         payload = run_train_bench(backbone=backbone, image_size=image_size, batch_size=batch_size,
                                   layers=_ints(layers, "--layers"), lam=lam, runs=runs, threads=threads,
-                                  progress=step)
+                                  device=device, amp=amp, progress=step)
     _finish(payload, write_train_results(payload, out_dir), json_out)
 
 

@@ -2,6 +2,7 @@
 
 Backends (each one a variant of `aucues.benchmark.interleaved`, so machine drift hits them alike):
     torch          PyTorch eager fp32, eval + no_grad (the FERModel forward: logits, CAM, attentions)
+    torch-cuda(-amp)  the same on the GPU, fp32 and fp16 autocast (when CUDA is there)
     ort-full       ONNX Runtime CPU on the exported full graph (logits, probabilities, cam, attention_k)
     ort-logits     ONNX Runtime CPU on the logits-only export of the same model
     ort-int8       ONNX Runtime CPU on the QDQ INT8 quantization of the full graph (--int8-calibration DIR;
@@ -177,13 +178,17 @@ def _ort_fn(sess, x: np.ndarray) -> Callable[[], object]:
     return lambda: sess.run(None, feed)
 
 
-def _torch_fn(model, x: np.ndarray, device: str = "cpu") -> Callable[[], object]:
+def _torch_fn(model, x: np.ndarray, device: str = "cpu", amp: bool = False) -> Callable[[], object]:
+    import contextlib
+
     import torch
 
     t = torch.from_numpy(x).to(device)
+    # AMP: fp16 autocast, as a GPU deployment in PyTorch would run it (TensorRT fp16's counterpart)
+    cast = (lambda: torch.autocast(device_type="cuda", dtype=torch.float16)) if amp else contextlib.nullcontext
 
     def run():
-        with torch.inference_mode():
+        with torch.inference_mode(), cast():
             out = model(t)
         if device != "cpu":
             torch.cuda.synchronize()
@@ -214,6 +219,7 @@ def setup_backends(model, graphs: dict[str, Path], cfg: ModelBenchConfig, workdi
             if torch.cuda.is_available():
                 gpu_model = _copy_to(model, "cuda")
                 b.factories["torch-cuda"] = lambda x: _torch_fn(gpu_model, x, "cuda")
+                b.factories["torch-cuda-amp"] = lambda x: _torch_fn(gpu_model, x, "cuda", amp=True)
     if "ort" in cfg.backends:
         import onnxruntime as ort
 
@@ -359,7 +365,8 @@ def model_ratios(timings: dict) -> list[dict]:
              ("ort-int8", "ort-full", "ORT INT8 / ORT FP32 (full graph)"),
              ("ort-cuda-full", "ort-cuda-logits", "ORT CUDA full / logits-only"),
              ("trt-full", "trt-logits", "TensorRT full / logits-only"),
-             ("trt-full", "ort-cuda-full", "TensorRT / ORT CUDA (full)")]
+             ("trt-full", "ort-cuda-full", "TensorRT / ORT CUDA (full)"),
+             ("trt-full", "torch-cuda-amp", "TensorRT / PyTorch CUDA AMP (full)")]
     for bs in sizes:
         for a, b, what in pairs:
             if (a, bs) in timings and (b, bs) in timings:

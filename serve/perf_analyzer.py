@@ -213,12 +213,15 @@ def compare(aucues_rows: list[dict], pa_rows: list[dict], variant: str) -> list[
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m aucues.serve.perf_analyzer setup|check` (make setup runs `setup`)."""
+    """`python -m aucues.serve.perf_analyzer setup|check|run ARGS` (make setup runs `setup`)."""
     args = sys.argv[1:] if argv is None else argv
     try:
         if args[:1] == ["setup"]:
             print(setup_native())
             return 0
+        if args[:1] == ["run"]:  # the binary with its libraries on LD_LIBRARY_PATH, arguments passed on
+            pa = find_perf_analyzer()
+            return subprocess.run([str(pa.binary), *args[1:]], env=pa.env()).returncode
         if args[:1] == ["check"]:
             pa = find_perf_analyzer()
             r = subprocess.run([str(pa.binary), "--version"], env=pa.env(), capture_output=True, text=True, timeout=30)
@@ -227,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     except AucuesError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print("usage: python -m aucues.serve.perf_analyzer setup|check", file=sys.stderr)
+    print("usage: python -m aucues.serve.perf_analyzer setup|check|run PERF_ANALYZER_ARGS...", file=sys.stderr)
     return 2
 
 
