@@ -42,6 +42,8 @@ class Int8Config:
     method: str = "minmax"            # activation-range calibration (onnxruntime CalibrationMethod)
     per_channel: bool = True          # weight scales per output channel (per-tensor loses ~1% top-1 on CNNs)
     exclude: str = "head"             # "head": classifier conv + logits/softmax stay float; "none"
+    activations: str = "uint8"        # "uint8" (asymmetric: ORT's fastest CPU kernels) or "int8" (symmetric,
+                                      # zero point 0: what TensorRT's explicit quantization accepts)
     min_top1: float = 0.99            # top-1 agreement with the FP32 graph on the check set
     min_cosine: float = 0.98          # per-image cosine of cam and every attention_k vs FP32 (worst image)
     batch: int = 8                    # batch of the check runs (batch 1 is checked against it too)
@@ -51,6 +53,8 @@ class Int8Config:
             raise AucuesError("--int8 needs --calibration DIR (a folder of aligned face images)")
         if self.method not in CALIBRATION_METHODS:
             raise AucuesError(f"unknown calibration method '{self.method}'; choose one of: {', '.join(CALIBRATION_METHODS)}")
+        if self.activations not in ("uint8", "int8"):
+            raise AucuesError(f"activations must be uint8 or int8, got '{self.activations}'")
         if self.exclude not in EXCLUDE_MODES:
             raise AucuesError(f"unknown exclude mode '{self.exclude}'; choose one of: {', '.join(EXCLUDE_MODES)}")
         if not 0.0 < float(self.check_share) < 1.0:
@@ -174,14 +178,16 @@ def quantize(fp32_path: Path, out_path: Path, faces: np.ndarray, cfg: Int8Config
 
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[cfg.method]
+    symmetric = cfg.activations == "int8"
     quantize_static(str(prepped), str(out_path), Reader(), quant_format=QuantFormat.QDQ,
-                    per_channel=cfg.per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    per_channel=cfg.per_channel,
+                    activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8, weight_type=QuantType.QInt8,
                     calibrate_method=method, nodes_to_exclude=exclude,
-                    extra_options={"CalibTensorRangeSymmetric": False})
+                    extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True})
     quantized = onnx.load(str(out_path))
     ops = [n.op_type for n in quantized.graph.node]
     return {"format": "QDQ", "weights": "int8 per-channel" if cfg.per_channel else "int8 per-tensor",
-            "activations": "uint8", "calibration_method": cfg.method, "calibration_images": int(len(faces)),
+            "activations": "int8 symmetric" if symmetric else "uint8", "calibration_method": cfg.method, "calibration_images": int(len(faces)),
             "excluded_nodes": exclude, "quantize_linear_nodes": ops.count("QuantizeLinear"),
             "reference": "fp32 onnx"}
 
