@@ -153,9 +153,11 @@ step "TensorRT FP16 engine + parity vs ONNX Runtime CPU" 240 \
   "${AUCUES[@]}" engine "$WORK/model.onnx" --out "$WORK/model_fp16.plan" --fp16 --max-batch 64
 step "calibration faces (aucues data synth, $SIZE px)" 60 \
   "${AUCUES[@]}" data synth --out "$WORK/faces" --per-class "$PER_CLASS" --image-size "$SIZE" --force
+# --min-top1 0: random-weight logits nearly tie, so top-1 agreement measures rounding, not the model
+# (docs/export.md); the per-image CAM and attention cosines are still checked
 step "INT8 export (QDQ, symmetric int8 activations for TensorRT; verified vs FP32 on held-out faces)" 150 \
   "${AUCUES[@]}" export "$WORK/model.pt" --int8 --int8-activations int8 --calibration "$WORK/faces" \
-  --out "$WORK/model_int8.onnx"
+  --out "$WORK/model_int8.onnx" --min-top1 0
 step "TensorRT engine from the INT8 QDQ graph + parity vs ONNX Runtime CPU" 180 \
   "${AUCUES[@]}" engine "$WORK/model_int8.onnx" --out "$WORK/model_int8.plan" --fp16 --max-batch 64
 SHOW_MD="$WORK/bench_model/model.md"
