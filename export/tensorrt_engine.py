@@ -8,7 +8,6 @@ imports everywhere. Buffers are torch CUDA tensors (no pycuda/cuda-python depend
 from __future__ import annotations
 
 import dataclasses
-
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path

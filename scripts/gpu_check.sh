@@ -7,9 +7,10 @@
 # Steps, each under its own time limit and all under a global one (default 460 s, < 8 min), each
 # guarded so that a failure is written down and the next step still runs:
 #   card (nvidia-smi), aucues doctor, ONNX export of ResNet50 large maps 224 (random weights: speed
-#   and parity do not depend on them), TensorRT FP16 engine + parity vs ONNX Runtime CPU, INT8 export
-#   (calibrated on synthetic aligned faces) + TensorRT engine from it, `aucues bench model`
-#   torch-cuda (fp32, AMP) vs ORT-CUDA vs TensorRT at batch 1/8/64, one AMP training step CE vs CE+AU.
+#   and parity do not depend on them), TensorRT FP16 engine + parity vs ONNX Runtime CPU, `aucues bench
+#   model` torch-cuda (fp32, AMP) vs ORT-CUDA vs TensorRT at batch 1/8/64, one AMP training step CE vs
+#   CE+AU, then (last: the global limit cuts it first) INT8 export calibrated on synthetic aligned faces
+#   + a TensorRT engine from it.
 # Python: `aucues` from --python (default: .venv-gpu made here with the `gpu` extra when aucues does not
 # import; --wheels DIR installs from a local wheelhouse, for machines without a registry).
 set -u -o pipefail
@@ -151,6 +152,15 @@ step "random-weight checkpoint ($BACKBONE, $SIZE px, large maps)" 60 make_checkp
 step "ONNX export (FP32, verified vs PyTorch)" 120 "${AUCUES[@]}" export "$WORK/model.pt" --out "$WORK/model.onnx"
 step "TensorRT FP16 engine + parity vs ONNX Runtime CPU" 240 \
   "${AUCUES[@]}" engine "$WORK/model.onnx" --out "$WORK/model_fp16.plan" --fp16 --max-batch 64
+SHOW_MD="$WORK/bench_model/model.md"
+step "bench model: torch-cuda (fp32, AMP) vs ORT-CUDA vs TensorRT, batch $BATCHES" 300 \
+  "${AUCUES[@]}" bench model --onnx "$WORK/model.onnx" --backends torch,ort,trt --batch-sizes "$BATCHES" \
+  --runs "$RUNS" --max-seconds 40 --out "$WORK/bench_model"
+SHOW_MD="$WORK/bench_train/train.md"
+step "one training step CE vs CE+AU ($DEVICE ${AMP:-fp32})" 120 \
+  "${AUCUES[@]}" bench train --backbone "$BACKBONE" --image-size "$SIZE" --batch-size "$TRAIN_BATCH" \
+  --runs 10 --device "$DEVICE" $AMP --out "$WORK/bench_train"
+
 step "calibration faces (aucues data synth, $SIZE px)" 60 \
   "${AUCUES[@]}" data synth --out "$WORK/faces" --per-class "$PER_CLASS" --image-size "$SIZE" --force
 # --min-top1 0: random-weight logits nearly tie, so top-1 agreement measures rounding, not the model
@@ -160,14 +170,6 @@ step "INT8 export (QDQ, symmetric int8 activations for TensorRT; verified vs FP3
   --out "$WORK/model_int8.onnx" --min-top1 0
 step "TensorRT engine from the INT8 QDQ graph + parity vs ONNX Runtime CPU" 180 \
   "${AUCUES[@]}" engine "$WORK/model_int8.onnx" --out "$WORK/model_int8.plan" --fp16 --max-batch 64
-SHOW_MD="$WORK/bench_model/model.md"
-step "bench model: torch-cuda (fp32, AMP) vs ORT-CUDA vs TensorRT, batch $BATCHES" 300 \
-  "${AUCUES[@]}" bench model --onnx "$WORK/model.onnx" --backends torch,ort,trt --batch-sizes "$BATCHES" \
-  --runs "$RUNS" --max-seconds 40 --out "$WORK/bench_model"
-SHOW_MD="$WORK/bench_train/train.md"
-step "one training step CE vs CE+AU ($DEVICE ${AMP:-fp32})" 120 \
-  "${AUCUES[@]}" bench train --backbone "$BACKBONE" --image-size "$SIZE" --batch-size "$TRAIN_BATCH" \
-  --runs 10 --device "$DEVICE" $AMP --out "$WORK/bench_train"
 
 # ---- docs/gpu.md -----------------------------------------------------------------------------------
 END=$(date +%s)

@@ -47,6 +47,8 @@ def run_train_bench(*, backbone: str = "resnet18", image_size: int = 112, batch_
                     runs: int = 20, warmup: int = 2, threads: int = 0, seed: int = 0,
                     device: str = "cpu", amp: bool = False, progress: Progress | None = None) -> dict:
     """device "cuda" + amp: bf16 autocast (no loss scaler needed), as a GPU training run would use."""
+    import contextlib
+
     import numpy as np
     import torch
 
@@ -62,7 +64,6 @@ def run_train_bench(*, backbone: str = "resnet18", image_size: int = 112, batch_
         raise AucuesError(f"device must be cpu or cuda, got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
         raise AucuesError("--device cuda: PyTorch sees no CUDA device here")
-    import contextlib
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
