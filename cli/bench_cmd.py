@@ -70,6 +70,8 @@ def bench_model(
     max_seconds: float = typer.Option(90.0, "--max-seconds", help="Time budget per batch size; fewer rounds "
                                                                   "(at least 3) when the models are slow."),
     threads: int = typer.Option(0, "--threads", help="torch and ORT intra-op threads (0 = every core)."),
+    int8_calibration: Optional[Path] = typer.Option(None, "--int8-calibration",
+                                                    help="Aligned faces: also time the QDQ INT8 graph (ort-int8)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the JSON payload here."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default runs/bench/model)."),
 ) -> None:
@@ -79,7 +81,7 @@ def bench_model(
 
     cfg = ModelBenchConfig(backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
                            batch_sizes=_ints(batch_sizes, "--batch-sizes"), runs=runs, max_seconds=max_seconds,
-                           threads=threads)
+                           threads=threads, int8_calibration=str(int8_calibration) if int8_calibration else None)
     out_dir = _out(out, "model")
     with _progress("bench model") as step:
         payload = run_model_bench(checkpoint=checkpoint, onnx=onnx, backbone=backbone, image_size=image_size,
@@ -123,6 +125,8 @@ def bench_serve(
                                                   "are served models (--landmarker onnx), alternating windows."),
     no_batching_compare: bool = typer.Option(False, "--no-batching-compare",
                                              help="Skip the repository without dynamic batching."),
+    perf_analyzer: bool = typer.Option(False, "--perf-analyzer", help="Also measure the first Triton variant "
+                                       "with NVIDIA's perf_analyzer; its numbers beside aucues's."),
     json_out: Optional[Path] = typer.Option(None, "--json"),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default runs/bench/serve)."),
 ) -> None:
@@ -133,7 +137,8 @@ def bench_serve(
     cfg = ServeBenchConfig(concurrency=_ints(concurrency, "--concurrency"), duration=duration, rounds=rounds,
                            protocol=protocol,
                            inprocess=not no_inprocess, compare_batching=not no_batching_compare,
-                           landmarker=landmarker, compare_landmarkers=compare_landmarkers)
+                           landmarker=landmarker, compare_landmarkers=compare_landmarkers,
+                           perf_analyzer=perf_analyzer)
     out_dir = _out(out, "serve")
     with _progress("bench serve") as step:
         payload = run_serve_bench(url=url, repository=repository, onnx=onnx, image=image, cfg=cfg, progress=step)
@@ -149,6 +154,8 @@ def bench_train(
     lam: float = typer.Option(9.0, "--lambda", help="AU loss weight."),
     runs: int = typer.Option(20, "--runs", help="Interleaved rounds."),
     threads: int = typer.Option(0, "--threads", help="torch threads (0 = default)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    amp: bool = typer.Option(False, "--amp", help="bf16 autocast (with --device cuda)."),
     json_out: Optional[Path] = typer.Option(None, "--json"),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default runs/bench/train)."),
 ) -> None:
@@ -159,7 +166,7 @@ def bench_train(
     with _progress("bench train") as step:
         payload = run_train_bench(backbone=backbone, image_size=image_size, batch_size=batch_size,
                                   layers=_ints(layers, "--layers"), lam=lam, runs=runs, threads=threads,
-                                  progress=step)
+                                  device=device, amp=amp, progress=step)
     _finish(payload, write_train_results(payload, out_dir), json_out)
 
 

@@ -98,16 +98,46 @@ def export_command(
     batch: Optional[int] = typer.Option(None, help="Batch N of the batch-N verification (default 4)."),
     verify: Optional[bool] = typer.Option(None, "--verify/--no-verify", help="Parity check (default on)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of ExportConfig settings."),
+    int8: bool = typer.Option(False, "--int8", help="QDQ INT8 for CPUs, calibrated on --calibration faces, "
+                                                    "verified against the FP32 graph."),
+    calibration: Optional[Path] = typer.Option(None, "--calibration", help="Folder of aligned faces (--int8)."),
+    check_set: Optional[Path] = typer.Option(None, "--check-set", help="Separate folder of check faces (--int8; "
+                                             "default: 20% of --calibration held out)."),
+    calibration_method: Optional[str] = typer.Option(None, help="minmax (default), entropy or percentile (--int8)."),
+    int8_activations: Optional[str] = typer.Option(None, help="--int8: uint8 (default; fastest in ONNX Runtime on "
+                                                   "CPUs) or int8 (symmetric, for TensorRT engines)."),
+    min_top1: Optional[float] = typer.Option(None, help="--int8: least top-1 agreement with FP32 (default 0.99)."),
+    min_cosine: Optional[float] = typer.Option(None, help="--int8: least per-image cosine of cam and attentions "
+                                               "vs FP32 (default 0.98)."),
 ) -> None:
     """Export a checkpoint to ONNX (dynamic batch, named outputs, aucues metadata) and verify it
-    against PyTorch in ONNX Runtime; exit code 2 when verification fails."""
+    against PyTorch in ONNX Runtime (--int8: quantize it and verify against the FP32 graph); exit
+    code 2 when verification fails."""
+    from aucues.errors import AucuesError
     from aucues.export.config import ExportConfig, parse_layers
     from aucues.export.onnx_export import export_onnx
 
     flags = dict(exporter=exporter, opset=opset, outputs=outputs, simplify=simplify, fp16=fp16,
                  batch=batch, verify=verify, layers=parse_layers(layers) if layers is not None else None)
-    cfg = _merge(ExportConfig, _yaml(config), flags)
-    report = _run_with_status(f"exporting {checkpoint.name}", lambda p: export_onnx(checkpoint, out, cfg, p))
+    yaml_values = _yaml(config)
+    int8_yaml = yaml_values.pop("int8", None) or {}
+    cfg = _merge(ExportConfig, yaml_values, flags)
+    int8_flags = dict(calibration=str(calibration) if calibration else None, method=calibration_method,
+                      check_set=str(check_set) if check_set else None, min_top1=min_top1, min_cosine=min_cosine,
+                      activations=int8_activations)
+    if not int8:
+        if any(v is not None for v in int8_flags.values()):
+            raise AucuesError("--calibration, --check-set, --calibration-method, --int8-activations, --min-top1 and "
+                              "--min-cosine need --int8")
+        report = _run_with_status(f"exporting {checkpoint.name}", lambda p: export_onnx(checkpoint, out, cfg, p))
+    else:
+        from aucues.export.quantize import Int8Config, export_int8
+
+        if not isinstance(int8_yaml, dict):
+            raise AucuesError("config key 'int8' must be a mapping of Int8Config settings")
+        qcfg = _merge(Int8Config, int8_yaml, int8_flags)
+        report = _run_with_status(f"exporting {checkpoint.name} as INT8",
+                                  lambda p: export_int8(checkpoint, out, cfg, qcfg, p))
     _finish(report)
 
 

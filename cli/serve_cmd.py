@@ -52,7 +52,8 @@ def repository_build(
 
     console.print(f"[green]wrote[/] {report['repository']} (classifier backend {report['backend']}, "
                   f"{report['image_size']} px, {len(report['class_names'])} classes, "
-                  f"attention layers {', '.join(report['layers'])})", highlight=False)
+                  f"attention layers {', '.join(report['layers'])}{', INT8' if report.get('int8') else ''})",
+                  highlight=False)
     if not report.get("verified"):
         console.print("[yellow]warning[/] the model is not verified (--allow-unverified)", highlight=False)
     console.print(f"serve it with: aucues serve --repository {report['repository']}", highlight=False)

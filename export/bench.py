@@ -2,9 +2,12 @@
 
 Backends (each one a variant of `aucues.benchmark.interleaved`, so machine drift hits them alike):
     torch          PyTorch eager fp32, eval + no_grad (the FERModel forward: logits, CAM, attentions)
+    torch-cuda(-amp)  the same on the GPU, fp32 and fp16 autocast (when CUDA is there)
     ort-full       ONNX Runtime CPU on the exported full graph (logits, probabilities, cam, attention_k)
     ort-logits     ONNX Runtime CPU on the logits-only export of the same model
-    ort-cuda-*     the same two graphs on ONNX Runtime's CUDA execution provider (when it is there)
+    ort-int8       ONNX Runtime CPU on the QDQ INT8 quantization of the full graph (--int8-calibration DIR;
+                   export/quantize.py, the same code as `aucues export --int8`)
+    ort-cuda-*     the same graphs on ONNX Runtime's CUDA execution provider (when it is there)
     trt-*          TensorRT engines built from the two graphs (GPU + tensorrt only)
 A backend that cannot run here is reported in `skipped` with the reason, never silently dropped.
 full vs logits is the price of the interpretability outputs; weights do not change speed, so a
@@ -38,6 +41,7 @@ class ModelBenchConfig:
     max_seconds: float = 90.0      # time budget of the timed rounds of one batch size (all variants)
     threads: int = 0               # torch threads and ORT intra-op threads; 0 = every core
     seed: int = 0
+    int8_calibration: str | None = None  # folder of aligned faces: also time the INT8 graph (ort-int8)
 
     def __post_init__(self) -> None:
         self.backends = tuple(dict.fromkeys(self.backends))
@@ -130,6 +134,24 @@ def export_pair(model, workdir: Path, progress: Progress, given_onnx: Path | Non
     return out
 
 
+def int8_graph(full: Path, calibration: str | Path, workdir: Path, progress: Progress) -> Path:
+    """The QDQ INT8 quantization of `full`, calibrated on the faces of `calibration` (all of them: a
+    speed measurement has no check set; `aucues export --int8` verifies)."""
+    import tempfile
+
+    from aucues.export.metadata import preprocess_from_onnx
+    from aucues.export.quantize import Int8Config, load_faces, quantize, split_faces
+
+    qcfg = Int8Config(calibration=str(calibration), max_calibration=64)
+    calib, check = split_faces(qcfg)
+    faces = load_faces(calib + check, preprocess_from_onnx(full))
+    out = workdir / f"{full.stem}_int8.onnx"
+    progress(f"quantizing {full.name} to INT8 on {len(faces)} faces")
+    with tempfile.TemporaryDirectory(prefix="aucues-int8-") as tmp:
+        quantize(full, out, faces, qcfg, Path(tmp))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------
 # Runners: each returns a zero-argument callable per batch
 
@@ -156,13 +178,17 @@ def _ort_fn(sess, x: np.ndarray) -> Callable[[], object]:
     return lambda: sess.run(None, feed)
 
 
-def _torch_fn(model, x: np.ndarray, device: str = "cpu") -> Callable[[], object]:
+def _torch_fn(model, x: np.ndarray, device: str = "cpu", amp: bool = False) -> Callable[[], object]:
+    import contextlib
+
     import torch
 
     t = torch.from_numpy(x).to(device)
+    # AMP: fp16 autocast, as a GPU deployment in PyTorch would run it (TensorRT fp16's counterpart)
+    cast = (lambda: torch.autocast(device_type="cuda", dtype=torch.float16)) if amp else contextlib.nullcontext
 
     def run():
-        with torch.inference_mode():
+        with torch.inference_mode(), cast():
             out = model(t)
         if device != "cpu":
             torch.cuda.synchronize()
@@ -193,6 +219,7 @@ def setup_backends(model, graphs: dict[str, Path], cfg: ModelBenchConfig, workdi
             if torch.cuda.is_available():
                 gpu_model = _copy_to(model, "cuda")
                 b.factories["torch-cuda"] = lambda x: _torch_fn(gpu_model, x, "cuda")
+                b.factories["torch-cuda-amp"] = lambda x: _torch_fn(gpu_model, x, "cuda", amp=True)
     if "ort" in cfg.backends:
         import onnxruntime as ort
 
@@ -288,6 +315,8 @@ def run_model_bench(*, checkpoint: str | Path | None = None, onnx: str | Path | 
     size = model.preprocess.image_size
     graphs = export_pair(model, workdir / "onnx", step, Path(onnx) if onnx is not None else None,
                          reuse=checkpoint is None) if ({"ort", "trt"} & set(cfg.backends)) else {}
+    if cfg.int8_calibration and "full" in graphs:
+        graphs["int8"] = int8_graph(graphs["full"], cfg.int8_calibration, workdir / "onnx", step)
     backends = setup_backends(model, graphs, cfg, workdir / "onnx", step)
     if not backends.factories:
         raise AucuesError(f"no backend can run here: {backends.skipped}")
@@ -333,9 +362,11 @@ def model_ratios(timings: dict) -> list[dict]:
     pairs = [("ort-full", "torch", "ORT CPU full / PyTorch eager"),
              ("ort-logits", "torch", "ORT CPU logits-only / PyTorch eager"),
              ("ort-full", "ort-logits", "ORT full graph / logits-only"),
+             ("ort-int8", "ort-full", "ORT INT8 / ORT FP32 (full graph)"),
              ("ort-cuda-full", "ort-cuda-logits", "ORT CUDA full / logits-only"),
              ("trt-full", "trt-logits", "TensorRT full / logits-only"),
-             ("trt-full", "ort-cuda-full", "TensorRT / ORT CUDA (full)")]
+             ("trt-full", "ort-cuda-full", "TensorRT / ORT CUDA (full)"),
+             ("trt-full", "torch-cuda-amp", "TensorRT / PyTorch CUDA AMP (full)")]
     for bs in sizes:
         for a, b, what in pairs:
             if (a, bs) in timings and (b, bs) in timings:

@@ -5,7 +5,8 @@ so the fields below are a contract (docs/export.md):
 
     format, aucues_version, preprocess (PreprocessConfig.to_dict(), attention_layers = exported
     layers), model_config, outputs [names], layers {"k": [h, w]}, cam_size [h, w] | null,
-    au {...} | null, checkpoint_sha256 | null, exporter, opset, fp16, simplified, verified
+    au {...} | null, checkpoint_sha256 | null, exporter, opset, fp16, simplified, verified,
+    int8 (QDQ-quantized; then `verified` means: against the FP32 graph), quantization {...} | null
 
 A few flat keys repeat what a person looks for first: class_names (comma-separated), image_size,
 aucues_version, verified.
@@ -21,13 +22,14 @@ from aucues.preprocessing import PreprocessConfig
 
 METADATA_KEY = "aucues"
 METADATA_FORMAT = "aucues-onnx/1"
-FLAT_KEYS = ("class_names", "image_size", "aucues_version", "verified")
+FLAT_KEYS = ("class_names", "image_size", "aucues_version", "verified", "int8")
 
 
 def build_metadata(*, preprocess: PreprocessConfig, model_config: dict, outputs: list[str],
                    layers: dict[int, tuple[int, int]], cam_size: tuple[int, int] | None,
                    au: dict | None, checkpoint_sha256: str | None, exporter: str, opset: int,
-                   fp16: bool = False, simplified: bool = False, verified: bool = False) -> dict:
+                   fp16: bool = False, simplified: bool = False, verified: bool = False,
+                   int8: bool = False, quantization: dict | None = None) -> dict:
     import aucues
 
     return {
@@ -43,6 +45,8 @@ def build_metadata(*, preprocess: PreprocessConfig, model_config: dict, outputs:
         "exporter": exporter,
         "opset": int(opset),
         "fp16": bool(fp16),
+        "int8": bool(int8),
+        "quantization": quantization,
         "simplified": bool(simplified),
         "verified": bool(verified),
     }
@@ -60,6 +64,7 @@ def set_metadata(model, meta: dict) -> None:
         "image_size": str(pre.get("image_size", "")),
         "aucues_version": str(meta.get("aucues_version", "")),
         "verified": "true" if meta.get("verified") else "false",
+        "int8": "true" if meta.get("int8") else "false",
     }
     for k, v in props.items():
         entry = model.metadata_props.add()

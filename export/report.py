@@ -36,6 +36,8 @@ class ExportReport:
     file_size_bytes: int = 0
     simplified: bool = False
     fp16: bool = False
+    int8: bool = False
+    quantization: dict = field(default_factory=dict)            # int8 only: what was quantized, agreement
     checkpoint: str | None = None
     checkpoint_sha256: str | None = None
     config: dict = field(default_factory=dict)
@@ -63,7 +65,12 @@ class ExportReport:
         size = self.file_size_bytes / 1e6
         total = self.timings_s.get("total", 0.0)
         worst = ""
-        if self.errors:
+        if self.int8 and self.quantization.get("top1_agreement") is not None:
+            cams = [e for e in self.errors if "limit_cosine" in e]
+            low = min(cams, key=lambda e: e["cosine_min"]) if cams else None
+            worst = f", int8: top-1 agreement {self.quantization['top1_agreement']:.1%} with FP32" + (
+                f", worst {low['output']} cosine {low['cosine_min']:.4f}" if low else "")
+        elif self.errors and all("limit" in e for e in self.errors):
             w = max(self.errors, key=lambda e: e["max_abs"] / max(e["limit"], 1e-30))
             worst = f", worst {w['output']} err {w['max_abs']:.1e} (limit {w['limit']:.1e})"
         return f"{self.path}: {size:.1f} MB, {len(self.outputs)} outputs, {state}{worst}, {total:.1f} s"

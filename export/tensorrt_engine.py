@@ -7,6 +7,7 @@ imports everywhere. Buffers are torch CUDA tensors (no pycuda/cuda-python depend
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +23,9 @@ INSTALL_HINT = "pip install 'aucues[gpu]'"
 # TensorRT picks other kernels than ONNX Runtime's CPU ones (TF32 is switched off for fp32 engines).
 ENGINE_FP32_TOLERANCES = Tolerances(atol=1e-3, min_cosine=0.9999)
 ENGINE_FP16_TOLERANCES = Tolerances(atol=2e-2, min_cosine=0.999)
+# A QDQ INT8 graph (`export --int8 --int8-activations int8`): both runtimes requantise, but round and
+# fuse differently, so one int8 step apart is expected (not measured yet: no GPU run so far).
+ENGINE_INT8_TOLERANCES = Tolerances(atol=1e-1, min_cosine=0.99)
 
 
 @dataclass
@@ -194,6 +198,13 @@ def build_engine(onnx_path: str | Path, out: str | Path, cfg: EngineConfig | Non
 
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(cfg.workspace_gb * (1 << 30)))
+    qdq = any(network.get_layer(i).type == trt.LayerType.QUANTIZE for i in range(network.num_layers))
+    if qdq:
+        # explicit quantization (Q/DQ in the graph); weakly typed networks still take the INT8 flag
+        if hasattr(trt.BuilderFlag, "INT8"):
+            config.set_flag(trt.BuilderFlag.INT8)
+        if cfg.tolerances is None:
+            cfg = dataclasses.replace(cfg, tolerances=ENGINE_INT8_TOLERANCES)
     if cfg.fp16:
         config.set_flag(trt.BuilderFlag.FP16)
     elif hasattr(trt.BuilderFlag, "TF32"):

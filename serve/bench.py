@@ -10,6 +10,9 @@ server is up at once; `rounds` windows per variant and point, round-robin):
     triton-dynamic   repository as `build_repository` writes it (classifier dynamic batching on)
     triton-nobatch   the same repository with the classifier's dynamic_batching block removed
     inprocess        serve.pipeline.Pipeline in worker threads
+With perf_analyzer=True, NVIDIA's perf_analyzer (serve/perf_analyzer.py) then loads the first Triton
+variant at the same concurrencies with the same photo, for the same time per point: its numbers sit
+beside aucues's in the payload ("perf_analyzer") and the Markdown.
 With --url only the server at that URL is measured (and in-process too when an ONNX is given).
 Server-side queue / compute times per model come from Triton's statistics API, as deltas over each
 measured window."""
@@ -46,6 +49,7 @@ class ServeBenchConfig:
     server_timeout: float = 240.0
     landmarker: str = "mediapipe"  # in-process pipeline and built repositories (aucues.landmarks.LANDMARKERS)
     compare_landmarkers: bool = False  # also a repository whose landmark networks are served models (onnx)
+    perf_analyzer: bool = False     # cross-check the first Triton variant with NVIDIA's perf_analyzer
 
     def __post_init__(self) -> None:
         self.concurrency = tuple(sorted(set(int(c) for c in self.concurrency)))
@@ -214,6 +218,7 @@ class Target:
     after_window: Callable[[], None] = lambda: None
     close: Callable[[], None] = lambda: None
     info: dict | None = None
+    url: str | None = None          # Triton variants: where the server listens
 
 
 def triton_target(name: str, url: str, protocol: str, data: bytes, info: dict | None = None) -> Target:
@@ -231,7 +236,7 @@ def triton_target(name: str, url: str, protocol: str, data: bytes, info: dict | 
             c.close()
         clients.clear()
 
-    return Target(name, make, lambda: fetch_stats(url, protocol), after, info=info)
+    return Target(name, make, lambda: fetch_stats(url, protocol), after, info=info, url=url)
 
 
 def server_target(name: str, repository: Path, data: bytes, cfg: ServeBenchConfig, step: Progress) -> Target:
@@ -332,8 +337,13 @@ def run_serve_bench(*, url: str | None = None, repository: str | Path | None = N
             raise AucuesError(f"{repository}: not an aucues model repository (build one with `aucues repository build`)")
         onnx = onnx or repository_onnx(repository)
 
+    if cfg.perf_analyzer:
+        from aucues.serve.perf_analyzer import find_perf_analyzer
+
+        find_perf_analyzer()  # missing libraries: one line now, not after minutes of load
     notes: list[str] = []
     targets: list[Target] = []
+    pa: dict | None = None
     tmp = Path(tempfile.mkdtemp(prefix="aucues-bench-serve-", dir=workdir))
     try:
         if url is not None:
@@ -369,6 +379,8 @@ def run_serve_bench(*, url: str | None = None, repository: str | Path | None = N
             else:
                 targets.append(inprocess_target(Path(onnx), data, cfg.landmarker))
         rows = measure(targets, cfg, step)
+        if cfg.perf_analyzer:
+            pa = _perf_analyzer(targets, rows, cfg, image, tmp, step)
     finally:
         for t in targets:
             try:
@@ -384,8 +396,25 @@ def run_serve_bench(*, url: str | None = None, repository: str | Path | None = N
         "load_avg": list(os.getloadavg()),
         "rows": rows,
         "ratios": serve_ratios(rows),
+        "perf_analyzer": pa,
         "notes": notes,
     }
+
+
+def _perf_analyzer(targets: list[Target], rows: list[dict], cfg: ServeBenchConfig, image: Path, tmp: Path,
+                   step: Progress) -> dict:
+    """perf_analyzer on the first Triton variant, same photo and concurrencies, the same seconds per
+    point (its 3 time windows of duration / 3), while the servers are still up."""
+    from aucues.serve import perf_analyzer as pa
+
+    target = next((t for t in targets if t.url), None)
+    if target is None:
+        raise AucuesError("--perf-analyzer needs a Triton server (give --repository, --onnx or --url)")
+    step(f"perf_analyzer on {target.name} at concurrency {', '.join(map(str, cfg.concurrency))}")
+    data = perf_analyzer_input(image, tmp / "perf_analyzer_input.json")
+    res = pa.run(target.url, cfg.protocol, data, cfg.concurrency, cfg.duration / 3)
+    return {"variant": target.name, "command": res["command"], "window_s": round(cfg.duration / 3, 3),
+            "rows": res["rows"], "comparison": pa.compare(rows, res["rows"], target.name)}
 
 
 def perf_analyzer_input(image: str | Path, path: str | Path) -> Path:
@@ -441,6 +470,13 @@ def write_serve_results(payload: dict, out_dir: str | Path) -> dict[str, str]:
         md += "\n## Triton statistics (per request, measured window)\n\n"
         md += markdown_table(stat_rows, ["variant", "concurrency", "model", "requests", "executions", "avg_batch",
                                          "queue_ms", "compute_input_ms", "compute_infer_ms", "compute_output_ms"])
+    pa = payload.get("perf_analyzer")
+    if pa:
+        md += f"\n## perf_analyzer beside aucues ({pa['variant']}, same photo and concurrencies)\n\n"
+        md += markdown_table(pa["comparison"], ["concurrency", "aucues_per_s", "perf_analyzer_per_s", "aucues_over_pa",
+                                                "aucues_p50_ms", "pa_p50_ms", "pa_server_queue_ms",
+                                                "pa_server_compute_ms"])
+        md += f"\ncommand (per concurrency C): `{pa['command']}`\n"
     if payload["notes"]:
         md += "\n" + "".join(f"- {n}\n" for n in payload["notes"])
     paths = write_results(out, "serve", payload, md)

@@ -197,6 +197,8 @@ def build_repository(out: str | Path, *, onnx: str | Path | None = None, checkpo
         "cam_size": list(spec.cam_size),
         "instances": opts.instances,
         "max_batch": opts.max_batch,
+        # a QDQ INT8 graph (`export --int8`) is verified against its FP32 one (docs/export.md)
+        "int8": bool(spec.metadata.get("int8")),
     })
     return report
 

@@ -45,7 +45,10 @@ def synthetic_batch(batch_size: int, image_size: int, seed: int = 0):
 def run_train_bench(*, backbone: str = "resnet18", image_size: int = 112, batch_size: int = 16,
                     layers: tuple[int, ...] = (5,), lam: float = 9.0, random_avg_p: float = 1.0,
                     runs: int = 20, warmup: int = 2, threads: int = 0, seed: int = 0,
-                    progress: Progress | None = None) -> dict:
+                    device: str = "cpu", amp: bool = False, progress: Progress | None = None) -> dict:
+    """device "cuda" + amp: bf16 autocast (no loss scaler needed), as a GPU training run would use."""
+    import contextlib
+
     import numpy as np
     import torch
 
@@ -57,15 +60,20 @@ def run_train_bench(*, backbone: str = "resnet18", image_size: int = 112, batch_
     step = progress or (lambda _m: None)
     if batch_size < 1 or runs < 1 or warmup < 0 or threads < 0:
         raise AucuesError("batch size and runs must be >= 1, warmup and threads >= 0")
+    if device not in ("cpu", "cuda"):
+        raise AucuesError(f"device must be cpu or cuda, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise AucuesError("--device cuda: PyTorch sees no CUDA device here")
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
     step(f"building {backbone} at {image_size} px")
     cfg = ModelConfig(backbone=backbone, weights="random", attention_layers=tuple(sorted(set(layers))))
-    model = build_model(cfg, PreprocessConfig(image_size=image_size)).train()
+    model = build_model(cfg, PreprocessConfig(image_size=image_size)).to(device).train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
     step(f"rendering a batch of {batch_size} synthetic faces and their AU maps")
-    x, y, maps, valid = synthetic_batch(batch_size, image_size, seed)
+    x, y, maps, valid = (t.to(device) for t in synthetic_batch(batch_size, image_size, seed))
+    cast = (lambda: torch.autocast(device_type=device, dtype=torch.bfloat16)) if amp else contextlib.nullcontext
     losses = {"ce": AUAlignmentLoss(layers, lam, random_avg_p, enabled=False),
               "ce+au": AUAlignmentLoss(layers, lam, random_avg_p, enabled=True)}
     last: dict[str, dict] = {}
@@ -75,9 +83,12 @@ def run_train_bench(*, backbone: str = "resnet18", image_size: int = 112, batch_
 
         def train_step():
             opt.zero_grad(set_to_none=True)
-            parts = loss_fn(model(x), y, maps, valid)
+            with cast():
+                parts = loss_fn(model(x), y, maps, valid)
             parts.total.backward()
             opt.step()
+            if device == "cuda":
+                torch.cuda.synchronize()  # time the step, not its launch
             last[name] = {k: float(getattr(parts, k).detach()) for k in ("total", "ce", "align")}
 
         return train_step
@@ -92,7 +103,8 @@ def run_train_bench(*, backbone: str = "resnet18", image_size: int = 112, batch_
         "benchmark": "train",
         "config": {"backbone": backbone, "image_size": image_size, "batch_size": batch_size, "layers": list(layers),
                    "lambda": lam, "random_avg_p": random_avg_p, "runs": runs, "warmup": warmup,
-                   "optimizer": "SGD momentum 0.9", "valid_maps": int(valid.sum())},
+                   "optimizer": "SGD momentum 0.9", "valid_maps": int(valid.sum()), "device": device,
+                   "amp": "bf16 autocast" if amp else None},
         "threads": torch.get_num_threads(),
         "load_avg": list(os.getloadavg()),
         "rows": rows,
