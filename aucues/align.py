@@ -1,17 +1,24 @@
-"""5-point similarity alignment of a face to a square crop.
+"""5-point similarity alignment of a face to a square crop (docs/method.md §10, docs/fidelity.md).
 
-The template (ALIGN_TEMPLATE, fractions of the crop side, scaled by `size`) is this project's own,
-not ArcFace's 112x112 one: ArcFace's template is a tight recognition crop that cuts the brows and the
-chin, and the AU regions need both (AU1/AU2 sit on the brows, AU17 on the chin, docs/method.md §3).
-It was derived from MediaPipe iBUG-68 faces in a frame where the eye centres sit at (0, 0) and
-(1, 0): there the brows reach y ~ -0.45, the chin y ~ 1.9, the jaw x ~ -0.6 .. 1.6 (frontal), the
-nose tip is at ~(0.5, 0.6) and the mouth corners at ~(0.05, 1.1) and (0.95, 1.1). A crop 3.0
-inter-ocular distances wide, centred between brows and chin, keeps brows to chin with ~10% of the
-side free above and below and ~15% beside a frontal jaw, so
-    eye centres (1/3, 0.26) and (2/3, 0.26); nose tip (0.5, 0.46); mouth corners (0.35, 0.63), (0.65, 0.63).
-The fit (`similarity`) takes its rotation from the eye line, so the eyes always come out level, and
-scale and translation by least squares over the 5 points: deterministic, unlike the RANSAC/LMEDS of
-cv2.estimateAffinePartial2D, and 5 good points need no outlier rejection.
+A template is five points (eye centres, nose tip, mouth corners, in `five_points` order: image-left
+eye first) given for a square crop of side `size`, scaled to any output size, plus how the fit is
+made. It is part of the model's PreprocessConfig (saved in checkpoints and ONNX metadata): a model
+is always served on the crop it was trained on.
+
+REFERENCE_TEMPLATE (the default) is the reference implementation's: the standard 112x112 five-point
+template of face recognition (face.evoLVe / ArcFace), scaled by out_size / 112 (eye line at 46% of
+the height, the chin mostly out of frame), fitted as the reference does: a least-squares similarity
+over the five points, no eye levelling. ArcFace's "left eye" (38.29, 51.70) is the image-left one,
+i.e. iBUG 36-41, our first point.
+
+LEGACY_TEMPLATE is aucues's own earlier template, kept so that checkpoints and ONNX files written
+before the template was a PreprocessConfig field are served on the crop they were trained on. It
+keeps brows to chin in frame: eye centres (1/3, 0.26) and (2/3, 0.26), nose tip (0.5, 0.46), mouth
+corners (0.35, 0.63), (0.65, 0.63) as fractions of the side, fitted with the rotation taken from
+the eye line (eyes always level) and scale/translation by least squares.
+
+Both fits are deterministic least squares (unlike the RANSAC/LMEDS of cv2.estimateAffinePartial2D);
+5 good points need no outlier rejection.
 """
 
 from __future__ import annotations
@@ -22,14 +29,56 @@ import numpy as np
 
 from aucues.errors import AucuesError
 
-# (x, y) as fractions of the crop side, in five_points order (image-left eye first).
-ALIGN_TEMPLATE = np.array([
-    [1 / 3, 0.26],   # right eye centre (iBUG 36-41, on the image's left)
-    [2 / 3, 0.26],   # left eye centre (42-47)
-    [0.50, 0.46],    # nose tip (30)
-    [0.35, 0.63],    # right mouth corner (48)
-    [0.65, 0.63],    # left mouth corner (54)
-], np.float64)
+
+@dataclass(frozen=True)
+class AlignTemplate:
+    """Five (x, y) points for a `size` x `size` crop, and whether the fit levels the eyes."""
+
+    points: tuple[tuple[float, float], ...]
+    size: float
+    level_eyes: bool = False
+
+    def __post_init__(self) -> None:
+        pts = np.asarray(self.points, np.float64)
+        if pts.shape != (5, 2) or not np.isfinite(pts).all():
+            raise AucuesError(f"an alignment template needs 5 finite (x, y) points, got {self.points!r}")
+        if not (isinstance(self.size, (int, float)) and not isinstance(self.size, bool)
+                and np.isfinite(self.size) and self.size > 0):
+            raise AucuesError(f"alignment template size must be a number > 0, got {self.size!r}")
+        if np.hypot(*(pts[1] - pts[0])) < 1e-6:
+            raise AucuesError("alignment template: both eye points coincide")
+
+    def config_fields(self) -> dict:
+        """As PreprocessConfig's keys (JSON-able): what a dataset records and training copies."""
+        return {"align_template": [[float(x), float(y)] for x, y in self.points],
+                "align_template_size": float(self.size), "align_level_eyes": bool(self.level_eyes)}
+
+    @classmethod
+    def from_config_fields(cls, d: dict) -> "AlignTemplate":
+        try:
+            level = d["align_level_eyes"]
+            if not isinstance(level, bool):
+                raise TypeError
+            return cls(tuple((float(x), float(y)) for x, y in d["align_template"]),
+                       float(d["align_template_size"]), level)
+        except (KeyError, TypeError, ValueError):
+            raise AucuesError(f"malformed alignment template record: {d!r}") from None
+
+    def scaled(self, out_size: float) -> np.ndarray:
+        """(5, 2) float64 template points in a crop of side out_size."""
+        return np.asarray(self.points, np.float64) * (float(out_size) / float(self.size))
+
+
+# The standard 112x112 five-point face-recognition template (face.evoLVe / ArcFace), in five_points
+# order: image-left eye, image-right eye, nose tip, image-left mouth corner, image-right one.
+REFERENCE_TEMPLATE = AlignTemplate(
+    points=((38.2946, 51.6963), (73.5318, 51.5014), (56.0252, 71.7366), (41.5493, 92.3655), (70.7299, 92.2041)),
+    size=112.0, level_eyes=False)
+
+# aucues's template before it became a PreprocessConfig field (fractions of the side, see above).
+LEGACY_TEMPLATE = AlignTemplate(
+    points=((1 / 3, 0.26), (2 / 3, 0.26), (0.50, 0.46), (0.35, 0.63), (0.65, 0.63)),
+    size=1.0, level_eyes=True)
 
 
 @dataclass
@@ -95,8 +144,9 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return (p @ m[:, :2].T + m[:, 2]).astype(np.float32)
 
 
-def align_face(image_rgb, points68, size: int = 224) -> AlignedFace:
-    """Warp the face to a size x size crop with the 5-point template; landmarks move with it."""
+def align_face(image_rgb, points68, size: int = 224, template: AlignTemplate = REFERENCE_TEMPLATE) -> AlignedFace:
+    """Warp the face to a size x size crop with the 5-point template; landmarks move with it.
+    Pass the model's template (`PreprocessConfig.template`): the default is only the default."""
     import cv2
 
     image = np.asarray(image_rgb)
@@ -108,7 +158,9 @@ def align_face(image_rgb, points68, size: int = 224) -> AlignedFace:
     p = _points68(points68)
     if not np.isfinite(p).all():
         raise AucuesError("cannot align: landmarks are missing (NaN/inf)")
-    m = similarity(five_points(p), ALIGN_TEMPLATE * size)
+    if not isinstance(template, AlignTemplate):
+        raise AucuesError(f"template must be an AlignTemplate, got {type(template).__name__}")
+    m = similarity(five_points(p), template.scaled(size), level_eyes=template.level_eyes)
     # Shrinking a large face: INTER_AREA avoids aliasing; otherwise bilinear. Outside the photo is black.
     interp = cv2.INTER_AREA if np.sqrt(abs(np.linalg.det(m[:, :2]))) < 1 else cv2.INTER_LINEAR
     crop = cv2.warpAffine(np.ascontiguousarray(image), m, (size, size), flags=interp,

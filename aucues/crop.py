@@ -2,7 +2,8 @@
 model's square input, and every caller (serving pipeline, evaluation on raw photos, demo) goes
 through `crop_face` so the framing is never re-typed.
 
-- "five_point": aucues.align.align_face (5-point similarity, level eyes, the project's template).
+- "five_point": aucues.align.align_face with the model's alignment template
+  (PreprocessConfig.template: by default the reference's, docs/method.md §10).
 - "box": a loose, upright square box like the faces FER2013 models were trained on. FER2013's
   faces were found by a face detector and framed as boxes (no rotation, no landmark alignment);
   the `fer` package reproduces that with a Haar-cascade box squared and widened by a fixed margin.
@@ -68,5 +69,5 @@ def crop_face(image_rgb, points68, preprocess) -> AlignedFace:
     if kind == "box":
         return box_crop(image_rgb, points68, preprocess.image_size)
     if kind == "five_point":
-        return align_face(image_rgb, points68, preprocess.image_size)
+        return align_face(image_rgb, points68, preprocess.image_size, preprocess.template)
     raise AucuesError(f"unknown crop {kind!r}; expected one of {', '.join(CROPS)}")

@@ -49,6 +49,7 @@ def run_preprocess_bench(images: list[str | Path] | None = None, *, runs: int = 
         if not images:
             raise AucuesError("no images given and no sample photos gathered; run `make setup` or pass IMAGES")
     size = int(size or PreprocessConfig().image_size)
+    template = PreprocessConfig().template
     loaded = _load([Path(p) for p in images])
 
     # The module import happens once per process; it is reported apart, not in every cold call.
@@ -68,7 +69,7 @@ def run_preprocess_bench(images: list[str | Path] | None = None, *, runs: int = 
             t1 = time.perf_counter()
             faces = lm.detect(rgb)
             if faces:
-                align_face(rgb, faces[0].points, size)
+                align_face(rgb, faces[0].points, size, template)
             t2 = time.perf_counter()
             lm.close()
             construct.append((t1 - t0) * 1000.0)
@@ -85,7 +86,7 @@ def run_preprocess_bench(images: list[str | Path] | None = None, *, runs: int = 
             fns[f"{name} detect"] = lambda rgb=rgb: lm.detect(rgb)
             if first[name]:
                 pts = first[name][0].points
-                fns[f"{name} align"] = lambda rgb=rgb, pts=pts: align_face(rgb, pts, size)
+                fns[f"{name} align"] = lambda rgb=rgb, pts=pts: align_face(rgb, pts, size, template)
         warm = interleaved(fns, batch=1, warmup=warmup, runs=runs)
     finally:
         lm.close()

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from aucues.align import LEGACY_TEMPLATE, REFERENCE_TEMPLATE, AlignTemplate
 from aucues.errors import AucuesError
 from aucues.labels import CLASS_NAMES
 
@@ -40,6 +41,14 @@ class PreprocessConfig:
     channels: int = 3
     # face framing: "five_point" (aligned on landmarks) or "box" (a loose FER2013-style face box)
     crop: str = "five_point"
+    # the five_point crop's alignment template (aucues.align, docs/fidelity.md): five (x, y) points
+    # in five_points order for a crop of side align_template_size, scaled to image_size, and whether
+    # the fit levels the eyes. Default: the reference's (ArcFace 112 template, plain least squares).
+    # Configs written before these keys existed get LEGACY_TEMPLATE (from_dict), the crop they were
+    # trained on.
+    align_template: tuple[tuple[float, float], ...] = REFERENCE_TEMPLATE.points
+    align_template_size: float = REFERENCE_TEMPLATE.size
+    align_level_eyes: bool = REFERENCE_TEMPLATE.level_eyes
 
     def __post_init__(self) -> None:
         if isinstance(self.image_size, bool) or not isinstance(self.image_size, numbers.Integral):
@@ -54,6 +63,25 @@ class PreprocessConfig:
             raise AucuesError(f"channels must be 1 (grayscale) or 3 (RGB), got {self.channels!r}")
         if self.crop not in ("five_point", "box"):
             raise AucuesError(f"crop must be 'five_point' or 'box', got {self.crop!r}")
+        if not isinstance(self.align_level_eyes, bool):
+            raise AucuesError(f"align_level_eyes must be true or false, got {self.align_level_eyes!r}")
+        self.template  # validates the points and size (AucuesError)
+
+    @property
+    def template(self) -> AlignTemplate:
+        """The alignment template of the five_point crop (aucues.align.align_face's `template`)."""
+        return AlignTemplate(self.align_template, self.align_template_size, self.align_level_eyes)
+
+    def with_template(self, template: AlignTemplate) -> "PreprocessConfig":
+        """A copy aligned with `template`."""
+        from dataclasses import replace
+
+        return replace(self, align_template=tuple(tuple(map(float, p)) for p in template.points),
+                       align_template_size=float(template.size), align_level_eyes=bool(template.level_eyes))
+
+    def template_points(self, size: int | None = None) -> np.ndarray:
+        """(5, 2) float64 template points in a crop of side `size` (default image_size)."""
+        return self.template.scaled(self.image_size if size is None else size)
 
     @property
     def num_classes(self) -> int:
@@ -85,6 +113,8 @@ class PreprocessConfig:
         d = asdict(self)
         for k in ("mean", "std", "class_names", "attention_layers"):
             d[k] = list(d[k])
+        d["align_template"] = [[float(x), float(y)] for x, y in self.align_template]
+        d["align_template_size"] = float(self.align_template_size)
         return d
 
     def to_json(self) -> str:
@@ -100,6 +130,17 @@ class PreprocessConfig:
         for k in ("mean", "std", "class_names", "attention_layers"):
             if k in kw:
                 kw[k] = tuple(kw[k])
+        if not any(k in kw for k in ("align_template", "align_template_size", "align_level_eyes")):
+            # written before the template was a field: the crop those models were trained on
+            kw.update(align_template=LEGACY_TEMPLATE.points, align_template_size=LEGACY_TEMPLATE.size,
+                      align_level_eyes=LEGACY_TEMPLATE.level_eyes)
+        if "align_template" in kw:
+            try:
+                kw["align_template"] = tuple((float(x), float(y)) for x, y in kw["align_template"])
+            except (TypeError, ValueError):
+                raise AucuesError(f"align_template must be 5 (x, y) pairs, got {kw['align_template']!r}") from None
+        if isinstance(kw.get("align_template_size"), int) and not isinstance(kw["align_template_size"], bool):
+            kw["align_template_size"] = float(kw["align_template_size"])
         return cls(**kw)
 
     @classmethod

@@ -71,7 +71,7 @@ def aus(
     if not faces:
         raise NoFaceError(f"{image}: no face found")
     face = faces[0]
-    aligned = align_face(rgb, face.points, size=size)
+    aligned = align_face(rgb, face.points, size=size, template=defaults.template)
     heat, valid = au_map(aligned.points, label, size, kind=kind, variant=codebook)
     if kind == "per_class":
         heat = heat[label]

@@ -130,7 +130,8 @@ class Preprocessor:
             raise NoFaceError("no face found in the image")
         face = faces[0]
         # framing, size, colour (a grayscale model gets the photo converted in normalize) and class
-        # order all come from the model's PreprocessConfig
+        # order all come from the model's PreprocessConfig (its alignment template too: served on
+        # the crop it was trained on)
         al = crop_face(rgb, face.points, self.spec.preprocess)
         return PreprocessResult(image=self.spec.preprocess.normalize(al.image),
                                 landmarks=al.points.astype(np.float32),

@@ -176,6 +176,10 @@ def evaluate(checkpoint, data, dataset: str, split: str = "test", plots_dir=None
     if tuple(index.class_names) != tuple(pre.class_names):
         raise AucuesError(f"checkpoint classes {list(pre.class_names)} differ from the dataset's "
                           f"{list(index.class_names)}")
+    if pre.crop == "five_point" and index.align_template is not None and index.align_template != pre.template:
+        # a model scored on another crop than it was trained on measures the crop, not the model
+        raise AucuesError(f"{data} was aligned with another template than the checkpoint's (see its "
+                          "PreprocessConfig align_template); prepare the data with the model's template")
     tmp = None
     if dataset == "folder" and index.landmark_source == "none":
         # raw photos without a landmark cache: find and frame the faces as this model expects

@@ -114,7 +114,11 @@ def build_data(config: TrainConfig, preprocess: PreprocessConfig | None = None):
     if preprocess is not None and tuple(preprocess.class_names) != tuple(index.class_names):
         raise AucuesError(f"--init: the model's classes {list(preprocess.class_names)} differ from the "
                           f"dataset's {list(index.class_names)}")
-    preprocess = preprocess or make_preprocess(config, index.class_names)
+    if preprocess is None:
+        preprocess = make_preprocess(config, index.class_names, index.align_template)
+    elif index.align_template is not None and preprocess.crop == "five_point":
+        # --init: the model is trained on, and so served on, the data's crop
+        preprocess = preprocess.with_template(index.align_template)
     train_tf = build_transform(preprocess, train=config.augment)
     train_ds = FERDataset(train_recs, index.landmarks, train_tf, config.map_kind, config.codebook, config.seed)
     val_ds = None
@@ -124,8 +128,11 @@ def build_data(config: TrainConfig, preprocess: PreprocessConfig | None = None):
     return index, train_ds, val_ds
 
 
-def make_preprocess(config: TrainConfig, class_names) -> PreprocessConfig:
-    return PreprocessConfig(image_size=config.image_size, class_names=tuple(class_names), codebook=config.codebook)
+def make_preprocess(config: TrainConfig, class_names, template=None) -> PreprocessConfig:
+    """template: the data's AlignTemplate (DatasetIndex.align_template); the model is served on the
+    crop it was trained on. None (unknown): the default template."""
+    pre = PreprocessConfig(image_size=config.image_size, class_names=tuple(class_names), codebook=config.codebook)
+    return pre if template is None else pre.with_template(template)
 
 
 def build_fer_model(config: TrainConfig, preprocess: PreprocessConfig):

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from aucues.align import AlignTemplate
 from aucues.codebook import VARIANTS
 from aucues.errors import AucuesError
 from aucues.io import atomic_write_json, atomic_write_text
@@ -108,12 +109,16 @@ def _plan(split: str, n_per_class: int, share: float, seed: int, distractors: bo
 def synthesize(out_dir, per_class: int = 200, seed: int = 0, image_size: int = 128,
                distractor_share: float = 0.9, test_share: float = 0.25,
                test_distractor_share: float | None = None, distractors: bool = True,
-               variant: str = "paper", force: bool = False, progress: bool = True) -> dict:
+               variant: str = "paper", force: bool = False, progress: bool = True,
+               template: AlignTemplate | None = None) -> dict:
     """Write the synthetic AU benchmark under `out_dir` (RAF-DB layout) and return a summary.
 
     per_class: images per class over both splits (round(per_class * test_share) go to test).
     distractor_share: share of train images whose distractor encodes the true class (the rest
     encode another class); test_distractor_share: the same for test (default: as train).
+    template: the alignment template the faces are framed in (default: PreprocessConfig()'s, the
+    crop a model trained on this data gets); recorded in synth_meta.json, from where training copies
+    it into the model's PreprocessConfig.
     The bytes depend only on the options and the seed."""
     if isinstance(per_class, bool) or int(per_class) != per_class or per_class < 1:
         raise AucuesError(f"per_class must be an integer >= 1, got {per_class}")
@@ -125,6 +130,12 @@ def synthesize(out_dir, per_class: int = 200, seed: int = 0, image_size: int = 1
     if variant not in VARIANTS:
         raise AucuesError(f"unknown codebook variant '{variant}'; choose one of: {', '.join(VARIANTS)}")
     per_class, image_size, seed = int(per_class), int(image_size), int(seed)
+    if template is None:
+        from aucues.preprocessing import PreprocessConfig
+
+        template = PreprocessConfig().template
+    if not isinstance(template, AlignTemplate):
+        raise AucuesError(f"template must be an AlignTemplate, got {type(template).__name__}")
     n_test = int(round(per_class * test_frac))
     n_train = per_class - n_test
     out = Path(out_dir)
@@ -132,7 +143,7 @@ def synthesize(out_dir, per_class: int = 200, seed: int = 0, image_size: int = 1
 
     params = {"per_class": per_class, "image_size": image_size, "distractor_share": share,
               "test_share": test_frac, "test_distractor_share": t_share, "distractors": bool(distractors),
-              "variant": variant}
+              "variant": variant, "align": template.config_fields()}
     # Written first (complete: false) so an interrupted run is still recognised as synth output.
     atomic_write_json(out / META_NAME, {"format": META_FORMAT, "complete": False, "seed": seed, "params": params})
     plan = _plan("train", n_train, share, seed, distractors) + _plan("test", n_test, t_share, seed, distractors)
@@ -141,7 +152,8 @@ def synthesize(out_dir, per_class: int = 200, seed: int = 0, image_size: int = 1
     samples, lines = [], []
     t0 = time.perf_counter()
     for spec in _progress(plan, progress):
-        s = render_sample(seed, spec["split"], spec["index"], spec["label"], spec["distractor_class"], image_size, variant)
+        s = render_sample(seed, spec["split"], spec["index"], spec["label"], spec["distractor_class"], image_size, variant,
+                          template)
         name = sample_name(spec["split"], spec["index"])
         key = image_key(name)
         ok, enc = cv2.imencode(".jpg", cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])

@@ -8,17 +8,22 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from aucues.align import REFERENCE_TEMPLATE, AlignTemplate, five_points, similarity
 from aucues.au_regions import au_ellipses
 from aucues.codebook import GENERIC_AUS
-from aucues.synth.face import FaceGeometry, expression, identity
+from aucues.synth.face import FaceGeometry, expression, identity, mean_identity
 from aucues.synth.render import Painter, background, draw_distractor, draw_face, photometric, random_look
 
 SPLIT_CODES = {"train": 0, "test": 1}
-# The neutral face is framed like aucues.align.ALIGN_TEMPLATE (eye centres at 1/3 and 2/3 of the side,
-# eye line at 0.26), so a synthetic image is already an aligned crop: the served pipeline (MediaPipe
-# landmarks -> align_face) sees the faces in the frame the model was trained on.
-EYE_LINE = 0.26        # eye level, as a fraction of the image height
-FACE_SCALE = 0.4167    # face half-width as a fraction of the image side (face units: eye_dx ~ 0.4)
+# Framing: the mean neutral face's five alignment points (aucues.align.five_points) are fitted to the
+# alignment template (PreprocessConfig.template, the model's crop) with the template's own fit, and
+# each sample's pose is jittered around that fit. A synthetic image is thus already an aligned crop
+# in the frame the model trains and is served on (MediaPipe landmarks -> align_face with the same
+# template is close to the identity). With the reference template the chin reaches the bottom edge,
+# as on the reference's real crops; landmarks may leave the image there.
+POSE_ANGLE_DEG = 8.0   # rotation jitter, degrees
+POSE_SCALE = 0.08      # relative scale jitter
+POSE_SHIFT = (0.04, 0.03)  # translation jitter (x, y) as fractions of the side
 DISTRACTOR_R = 0.06    # distractor half-size as a fraction of the image side
 CLEARANCE = 0.04       # extra gap kept from AU ellipses and the face hull (fraction of the side);
                        # covers the 28x28 smoothing of AU maps that spreads regions a little
@@ -76,26 +81,35 @@ def _place(points: np.ndarray, size: int, rng: np.random.Generator) -> tuple[flo
     return None
 
 
+def template_pose(template: AlignTemplate, size: int) -> tuple[float, float, tuple[float, float]]:
+    """(scale px per face unit, angle rad, origin px) that puts the mean neutral face's five points
+    on the template scaled to `size`."""
+    neutral = FaceGeometry(mean_identity(), expression(0, 1.0, np.random.default_rng(0))).landmarks()
+    m = similarity(five_points(neutral), template.scaled(size), level_eyes=template.level_eyes)
+    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+    return scale, float(np.arctan2(m[1, 0], m[0, 0])), (float(m[0, 2]), float(m[1, 2]))
+
+
 def render_sample(seed: int, split: str, index: int, label: int, distractor_class: int | None,
-                  size: int = 128, variant: str = "paper") -> Sample:
+                  size: int = 128, variant: str = "paper", template: AlignTemplate = REFERENCE_TEMPLATE) -> Sample:
     rng = sample_rng(seed, split, index)
     ident, look = identity(rng), random_look(rng)
     intensity = float(rng.uniform(0.85, 1.1))
     geom = FaceGeometry(ident, expression(label, intensity, rng, variant))
     face_pts = geom.landmarks()
-    angle = np.radians(rng.uniform(-8.0, 8.0))
-    scale = FACE_SCALE * size * float(rng.uniform(0.92, 1.08))
-    origin = (size * (0.5 + rng.uniform(-0.04, 0.04)), size * (EYE_LINE + rng.uniform(-0.03, 0.03)))
+    scale0, angle0, (ox, oy) = template_pose(template, size)
+    angle = angle0 + np.radians(rng.uniform(-POSE_ANGLE_DEG, POSE_ANGLE_DEG))
+    scale = scale0 * float(rng.uniform(1 - POSE_SCALE, 1 + POSE_SCALE))
+    origin = (ox + size * rng.uniform(-POSE_SHIFT[0], POSE_SHIFT[0]), oy + size * rng.uniform(-POSE_SHIFT[1], POSE_SHIFT[1]))
     draw_rng = np.random.default_rng(rng.integers(2 ** 63))
     place_seed = int(rng.integers(2 ** 63))
+    # Shrink the face (at most 11 x 5%) only when no corner is free of AU regions for the distractor;
+    # landmarks past the bottom edge are allowed (the chin, in the reference frame).
     for attempt in range(12):
-        # shrink the face until every landmark is inside the image and a corner is free of AU regions
-        placed = None
         pts = Painter(None, scale, angle, origin).px(face_pts)
-        if pts.min() >= 2 and pts.max() <= size - 3:
-            placed = _place(pts, size, np.random.default_rng(place_seed))
-            if placed is not None or distractor_class is None:
-                break
+        placed = _place(pts, size, np.random.default_rng(place_seed)) if distractor_class is not None else None
+        if placed is not None or distractor_class is None:
+            break
         if attempt < 11:
             scale *= 0.95
     img = background(size, draw_rng)

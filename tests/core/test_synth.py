@@ -50,9 +50,11 @@ def test_layout(bench):
         assert img.shape == (SIZE, SIZE, 3)
         face = cache.get(key)
         assert face.points.shape == (68, 2) and face.score == 1.0
-        assert (face.points >= 0).all() and (face.points <= SIZE - 1).all()
+        # in the reference frame only the chin (jaw points) may pass the bottom edge
+        assert (face.points >= 0).all() and (face.points[:, 0] <= SIZE - 1).all()
+        assert (face.points[17:, 1] <= SIZE - 1).all() and (face.points[:, 1] <= 1.15 * SIZE).all()
         x0, y0, x1, y1 = face.box
-        assert 0 <= x0 < x1 <= SIZE and 0 <= y0 < y1 <= SIZE
+        assert 0 <= x0 < x1 <= SIZE and 0 <= y0 < y1
     assert (counts["train"] == PER_CLASS - n_test).all() and (counts["test"] == n_test).all()
     assert "train_00001.jpg" in lines[0] and any(line.startswith("test_0001.jpg") for line in lines)
     assert meta["complete"] is True and meta["seed"] == 3 and len(meta["samples"]) == len(lines)
@@ -167,3 +169,25 @@ def test_bad_values_and_overwrite(tmp_path):
         synthesize(prev, per_class=1, image_size=48, progress=False)
     synthesize(prev, per_class=1, image_size=48, force=True, progress=False)
     assert len(list((prev / "basic/Image/aligned").glob("*.jpg"))) == 7  # stale images removed
+
+
+@pytest.mark.parametrize("which", ["default", "legacy"])
+def test_faces_are_framed_by_the_template(tmp_path, which):
+    """Synthetic faces are drawn in the alignment template's frame (the model's crop), and the
+    template is recorded for training to copy into the model's PreprocessConfig."""
+    from aucues.align import LEGACY_TEMPLATE, AlignTemplate, five_points
+    from aucues.preprocessing import PreprocessConfig
+
+    template = PreprocessConfig().template if which == "default" else LEGACY_TEMPLATE
+    out = tmp_path / which
+    synthesize(out, per_class=4, seed=1, image_size=SIZE, progress=False,
+               template=None if which == "default" else LEGACY_TEMPLATE)
+    meta = json.loads((out / META_NAME).read_text())
+    assert AlignTemplate.from_config_fields(meta["params"]["align"]) == template
+    cache = LandmarkCache(out / CACHE)
+    five = np.stack([five_points(cache.points(s["image"])) for s in meta["samples"]])
+    target = template.scaled(SIZE)
+    # pose jitter is +-8 deg, +-8% scale, +-4% shift: the mean face sits on the template
+    assert np.abs(five.mean(0) - target).max() < 0.04 * SIZE, five.mean(0) - target
+    eye_line = five[:, :2, 1].mean() / SIZE
+    assert abs(eye_line - target[:2, 1].mean() / SIZE) < 0.02

@@ -119,3 +119,21 @@ def test_exported_model_round_trip(tmp_path):
     assert meta["cam_size"] == list(shapes[5]) == [2, 2]  # no large maps: stride 32
     assert meta["verified"] is True and meta["simplified"] is False and meta["fp16"] is False
     assert meta["aucues_version"]
+
+
+def test_template_in_metadata_and_old_files_keep_theirs(tmp_path):
+    """The alignment template travels in the ONNX metadata; files exported before the template keys
+    existed are read (and served) with the template they were made with."""
+    from aucues.align import LEGACY_TEMPLATE, REFERENCE_TEMPLATE
+    from aucues.export.metadata import preprocess_from_onnx, read_metadata
+    from aucues.serve.spec import ModelSpec
+
+    new = _tiny_onnx(tmp_path / "new.onnx", _meta())
+    assert read_metadata(new)["preprocess"]["align_template_size"] == 112.0
+    assert preprocess_from_onnx(new).template == REFERENCE_TEMPLATE
+    old_meta = _meta()
+    for k in ("align_template", "align_template_size", "align_level_eyes"):
+        del old_meta["preprocess"][k]
+    old = _tiny_onnx(tmp_path / "old.onnx", old_meta)
+    assert preprocess_from_onnx(old).template == LEGACY_TEMPLATE
+    assert ModelSpec.from_metadata(read_metadata(old)).preprocess.template == LEGACY_TEMPLATE

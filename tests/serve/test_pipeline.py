@@ -74,3 +74,37 @@ def test_overlay_picture():
     assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[1] >= 2 * 320
     result.update(interpretability_score=None, au_evidence=[])
     assert render_overlay(face, ex.cam, ex.attention, pts, result, 0).shape[1] == img.shape[1]
+
+
+def test_model_is_served_on_its_own_template(tmp_path, lm, astronaut_path):
+    """A checkpoint made with a non-default alignment template is exported and served (in-process
+    pipeline) on that template's crop, not the default one."""
+    import torch
+
+    from aucues.align import LEGACY_TEMPLATE, align_face
+    from aucues.export.config import ExportConfig
+    from aucues.export.onnx_export import export_onnx
+    from aucues.io import read_image
+    from aucues.serve.pipeline import Pipeline
+    from aucues.train.checkpoint import load_checkpoint, save_checkpoint
+    from aucues.train.models import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    pre = PreprocessConfig(image_size=64).with_template(LEGACY_TEMPLATE)
+    model = build_model(ModelConfig(backbone="resnet18", weights="random", attention_layers=(5,)), pre)
+    ck = tmp_path / "legacy.pt"
+    save_checkpoint(ck, model)
+    assert load_checkpoint(ck)[0].preprocess.template == LEGACY_TEMPLATE
+    onnx = tmp_path / "legacy.onnx"
+    export_onnx(ck, onnx, ExportConfig(verify=False, write_report=False))
+    p = Pipeline(onnx, landmarker=lm)  # the session's landmarker: not closed here
+    assert p.spec.preprocess.template == LEGACY_TEMPLATE
+    data = astronaut_path.read_bytes()
+    got = p.preprocessor(data)
+    out = p.predict(data)
+    rgb = read_image(astronaut_path)
+    pts = lm.detect(rgb)[0].points
+    legacy, default = align_face(rgb, pts, 64, LEGACY_TEMPLATE), align_face(rgb, pts, 64)
+    np.testing.assert_allclose(got.landmarks, legacy.points, atol=0.5)
+    assert np.abs(got.landmarks - default.points).max() > 5  # the two crops really differ
+    assert out["label"] in SPEC.class_names

@@ -139,3 +139,20 @@ def test_absurd_image_size_is_one_line(tmp_path, model, cli, size):
     assert code == 1 and "Traceback" not in out
     assert len([ln for ln in out.splitlines() if ln.startswith("error:")]) == 1 and "image_size" in out
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_checkpoint_without_template_keys_keeps_the_legacy_template(tmp_path, model):
+    """Checkpoints written before the alignment template was a PreprocessConfig field load with the
+    template they were trained on (aucues's earlier one), not the new default."""
+    from aucues.align import LEGACY_TEMPLATE
+
+    assert model.preprocess.template != LEGACY_TEMPLATE
+    save_checkpoint(tmp_path / "new.pt", model)
+    data = torch.load(tmp_path / "new.pt", weights_only=True)
+    for k in ("align_template", "align_template_size", "align_level_eyes"):
+        del data["preprocess"][k]
+    torch.save(data, tmp_path / "old.pt")
+    old, _ = load_checkpoint(tmp_path / "old.pt")
+    assert old.preprocess.template == LEGACY_TEMPLATE
+    new, _ = load_checkpoint(tmp_path / "new.pt")
+    assert new.preprocess.template == model.preprocess.template

@@ -270,10 +270,15 @@ def test_prepare_rafdb_with_mediapipe(tmp_path, astronaut_path, aligned_face_pat
     for stem in ("train_00003", "test_0001", "test_0002", "test_0003"):
         assert cache.get(f"basic/Image/aucues_aligned/{stem}_aligned.jpg") is None
     pts = cache.points("basic/Image/aucues_aligned/train_00001_aligned.jpg")
-    # aligned: eyes level and inside the crop where the alignment template puts them
+    # aligned with the default (reference) template, recorded for training: eyes near its eye line
+    # (46% of the height), brows inside the crop (the chin may pass the bottom edge)
+    from aucues.align import REFERENCE_TEMPLATE
+    from aucues.train.data.prepare import read_prepare_template
+
+    assert read_prepare_template(root) == REFERENCE_TEMPLATE
     eyes = np.stack([pts[36:42].mean(0), pts[42:48].mean(0)])
-    assert abs(eyes[0, 1] - eyes[1, 1]) < 2 and np.all((pts > -5) & (pts < 117))
-    assert abs(eyes[0, 1] - 0.26 * 112) < 4
+    assert abs(eyes[0, 1] - eyes[1, 1]) < 2 and np.all((pts[17:] > -5) & (pts[17:] < 117))
+    assert abs(eyes[:, 1].mean() - REFERENCE_TEMPLATE.scaled(112)[:2, 1].mean()) < 4
     # the reader now uses our aligned faces; the bad ones count as missing
     idx = open_dataset("rafdb", root)
     assert len(idx.split("train")) == 3 and idx.n_missing == 3 and len(idx.landmarks) == 2

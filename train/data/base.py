@@ -50,6 +50,10 @@ class DatasetIndex:
     missing_by_split: dict[str, int] = field(default_factory=dict)
     missing_examples: list[str] = field(default_factory=list)
     landmark_source: str = "none"
+    # the AlignTemplate the images were aligned with, when the data records it (aucues.synth output,
+    # `aucues data prepare rafdb`); None = unknown (the data's own crops). Training copies it into
+    # the model's PreprocessConfig; evaluate refuses a model trained on another crop.
+    align_template: object = None
 
     def split(self, name: str) -> list[Record]:
         if name == "all":

@@ -30,6 +30,9 @@ from aucues.errors import AucuesError
 ORIGINAL_DIR = "basic/Image/original"
 BOX_DIR = "basic/Annotation/boundingbox"
 OUT_DIR = "basic/Image/aucues_aligned"
+# Which alignment template the crops of OUT_DIR were made with (AlignTemplate.config_fields()):
+# training copies it into the model's PreprocessConfig, so the model is served on the same crop.
+PREPARE_META = "basic/aucues_prepare.json"
 BOX_ENLARGE = 1.3
 
 
@@ -81,9 +84,54 @@ def _original(root: Path, stem: str) -> Path:
     return root / ORIGINAL_DIR / f"{stem}.jpg"
 
 
+def _check_template(root: Path, template):
+    """The template to align with; written to PREPARE_META, or checked against what is there."""
+    from aucues.align import AlignTemplate
+    from aucues.io import atomic_write_json
+
+    if template is None:
+        from aucues.preprocessing import PreprocessConfig
+
+        template = PreprocessConfig().template
+    if not isinstance(template, AlignTemplate):
+        raise AucuesError(f"template must be an AlignTemplate, got {type(template).__name__}")
+    meta = root / PREPARE_META
+    recorded = read_prepare_template(root)
+    if recorded is not None and recorded != template:
+        raise AucuesError(f"{root}: its aligned crops were made with another alignment template "
+                          f"({meta}); remove {OUT_DIR}/, {meta.name} and the landmark cache to redo them")
+    if recorded is None:
+        if (root / OUT_DIR).is_dir() and any((root / OUT_DIR).iterdir()):
+            # crops written before the template was recorded: aucues's earlier template
+            from aucues.align import LEGACY_TEMPLATE
+
+            if template != LEGACY_TEMPLATE:
+                raise AucuesError(f"{root}: {OUT_DIR}/ holds crops made with aucues's earlier alignment "
+                                  f"template; remove it and the landmark cache to redo them with the current one")
+        atomic_write_json(meta, {"format": "aucues-prepare/1", **template.config_fields()})
+    return template
+
+
+def read_prepare_template(root):
+    """The AlignTemplate recorded by prepare_rafdb under `root`, or None."""
+    import json
+
+    from aucues.align import AlignTemplate
+
+    meta = Path(root) / PREPARE_META
+    if not meta.is_file():
+        return None
+    try:
+        return AlignTemplate.from_config_fields(json.loads(meta.read_text(encoding="utf-8")))
+    except ValueError:
+        raise AucuesError(f"{meta}: not valid JSON") from None
+
+
 def prepare_rafdb(root, size: int = 224, limit: int | None = None, save_every: int = 0,
-                  progress: bool = True, landmarker=None) -> dict:
-    """Crop, landmark and align RAF-DB's originals (see the module doc). Returns counts."""
+                  progress: bool = True, landmarker=None, template=None) -> dict:
+    """Crop, landmark and align RAF-DB's originals (see the module doc). Returns counts.
+    template: the AlignTemplate (default PreprocessConfig()'s); recorded in PREPARE_META. A folder
+    prepared with another template is refused (its crops would mix two frames)."""
     import cv2
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -101,6 +149,7 @@ def prepare_rafdb(root, size: int = 224, limit: int | None = None, save_every: i
     size = int(size)
     if size < 32:
         raise AucuesError(f"aligned size must be >= 32 px, got {size}")
+    template = _check_template(root, template)
     stems = _stems(root)[: limit or None]
     cache = LandmarkCache(root / RAF_CACHE)
     key_of = {s: f"{OUT_DIR}/{s}_aligned.jpg" for s in stems}
@@ -124,7 +173,7 @@ def prepare_rafdb(root, size: int = 224, limit: int | None = None, save_every: i
                     crop = crop_box(image, read_box(root / BOX_DIR / f"{stem}_boxes.txt"))
                     faces = landmarker.detect(crop)
                     if faces:
-                        al = align_face(crop, faces[0].points, size)
+                        al = align_face(crop, faces[0].points, size, template)
                         pts = al.points.astype(np.float32)
                         box = np.r_[pts.min(0), pts.max(0)].astype(np.float32)
                         out_image, face = al.image, Face(box=box, points=pts, score=float(faces[0].score))

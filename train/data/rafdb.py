@@ -60,5 +60,29 @@ def read_rafdb(root: str | Path, name: str = "rafdb") -> DatasetIndex:
             continue  # neither train_* nor test_*: not part of the protocol
         key = f"{sub}/{stem}_aligned.jpg"
         records[split].append(Record(path=str(root / key), key=key, label=label, split=split))
-    return finish_index(name, root, CLASS_NAMES, records, root / RAF_CACHE,
-                        f"none of the images listed in {LABEL_FILE} exist under {sub}/")
+    index = finish_index(name, root, CLASS_NAMES, records, root / RAF_CACHE,
+                         f"none of the images listed in {LABEL_FILE} exist under {sub}/")
+    index.align_template = recorded_template(root, sub)
+    return index
+
+
+def recorded_template(root: Path, sub: str):
+    """The AlignTemplate of the images under `sub`: synth_meta.json's or `data prepare`'s record;
+    such data written before the template was recorded used aucues's earlier template. None for
+    RAF-DB's own aligned faces (their crop is not ours to know)."""
+    import json
+
+    from aucues.align import LEGACY_TEMPLATE, AlignTemplate
+
+    synth_meta = root / "synth_meta.json"  # aucues.synth.META_NAME (synthetic data, RAF-DB layout)
+    if synth_meta.is_file():
+        try:
+            params = json.loads(synth_meta.read_text(encoding="utf-8")).get("params") or {}
+        except (OSError, ValueError, AttributeError):
+            raise AucuesError(f"{synth_meta}: unreadable synthetic-data metadata") from None
+        return AlignTemplate.from_config_fields(params["align"]) if "align" in params else LEGACY_TEMPLATE
+    if sub == ALIGNED_DIRS[0]:
+        from aucues.train.data.prepare import read_prepare_template
+
+        return read_prepare_template(root) or LEGACY_TEMPLATE
+    return None
