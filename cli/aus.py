@@ -1,9 +1,10 @@
 """`aucues aus`: the AU regions and heatmap of an expression on a photo's largest face.
 
     aucues aus IMAGE --expression NAME [--draw OUT.png] [--kind class|generic|per_class|landmarks]
-               [--codebook paper|reference] [--size 224] [--json]
+               [--codebook paper|reference] [--size 224] [--model MODEL.pt|.onnx] [--json]
 
-The face is found with MediaPipe (aucues.landmarks), aligned to a size x size crop (aucues.align) and
+The face is found with MediaPipe (aucues.landmarks), aligned to a size x size crop (aucues.align,
+the default PreprocessConfig's template, or --model's: the crop that model sees) and
 the map is built on that crop (aucues.au_regions / aucues.au_maps, docs/method.md §3-4). --draw writes the crop with the
 heatmap blended on it and each AU region outlined and labelled.
 """
@@ -29,6 +30,17 @@ def _rows(points, label, size, codebook):
             for au, m in masks.items()]
 
 
+def _model_preprocess(path: Path):
+    """The PreprocessConfig of a checkpoint or an exported ONNX model."""
+    if path.suffix.lower() == ".onnx":
+        from aucues.export.metadata import preprocess_from_onnx
+
+        return preprocess_from_onnx(path)
+    from aucues.train.checkpoint import load_checkpoint
+
+    return load_checkpoint(path)[0].preprocess
+
+
 def aus(
     image: Path = typer.Argument(..., help="Photo with a face (JPEG, PNG, ...); the largest face is used."),
     expression: str = typer.Option(..., "--expression", "-e", help="Expression name (e.g. Happiness) or class index."),
@@ -37,6 +49,8 @@ def aus(
     codebook: Optional[str] = typer.Option(None, "--codebook", help="Codebook variant: paper (default) or reference."),
     size: Optional[int] = typer.Option(None, "--size", help="Aligned crop size in pixels (default: the "
                                        "preprocessing image size, 224)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="A checkpoint (.pt) or exported model (.onnx): "
+                                         "use its crop (alignment template), size and codebook."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of a table."),
 ) -> None:
     """Show which Action Units an expression uses and where they lie on a face (docs/method.md §2-4)."""
@@ -48,7 +62,7 @@ def aus(
     from aucues.preprocessing import PreprocessConfig
 
     # Validate every argument before the (slower) face search.
-    defaults = PreprocessConfig()
+    defaults = PreprocessConfig() if model is None else _model_preprocess(model)
     size = defaults.image_size if size is None else size
     codebook = codebook or defaults.codebook
     label = class_index(expression)

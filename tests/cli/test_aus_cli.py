@@ -45,3 +45,30 @@ def test_aus_bad_input(cli, astronaut_path, tmp_path):
         assert code != 0, args
         assert msg in text and "Traceback" not in text, text
         assert len([ln for ln in text.splitlines() if ln.strip()]) == 1, text
+
+
+def test_aus_uses_the_models_crop(cli, astronaut_path, tmp_path):
+    """--model: the regions are drawn on the crop that model sees (its template and size)."""
+    import json
+
+    import torch
+
+    from aucues.align import LEGACY_TEMPLATE
+    from aucues.preprocessing import PreprocessConfig
+    from aucues.train.checkpoint import save_checkpoint
+    from aucues.train.models import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    pre = PreprocessConfig(image_size=96).with_template(LEGACY_TEMPLATE)
+    save_checkpoint(tmp_path / "m.pt", build_model(ModelConfig(backbone="resnet18", attention_layers=(5,)), pre))
+    code, text = cli("aus", astronaut_path, "-e", "Happiness", "--json")
+    assert code == 0, text
+    default = json.loads(text)
+    code, text = cli("aus", astronaut_path, "-e", "Happiness", "--json", "--model", tmp_path / "m.pt")
+    assert code == 0, text
+    legacy = json.loads(text)
+    assert default["size"] == 224 and legacy["size"] == 96
+    # AU12 (mouth corners): at 82% of the height in the reference crop, 63% in the legacy one
+    y_default = np.mean([e[1] for e in default["aus"][1]["ellipses"]]) / 224
+    y_legacy = np.mean([e[1] for e in legacy["aus"][1]["ellipses"]]) / 96
+    assert abs(y_default - 0.82) < 0.05 and abs(y_legacy - 0.63) < 0.05, (y_default, y_legacy)
