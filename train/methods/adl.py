@@ -3,7 +3,7 @@
 Parameter-free modules after layer3 block 0 and after layer4 blocks 0 and 2 (2 is ResNet50's last
 layer4 block; shallower ResNets with 2 layer4 blocks get it after their last block), active in
 training only. Per call, with probability drop_rate the features are multiplied by the drop mask
-(0 where the channel mean exceeds drop_threshold x its per-sample maximum: the most activated region
+(0 where the channel mean reaches drop_threshold x its per-sample maximum: the most activated region
 is hidden), otherwise by the importance map sigmoid(channel mean). At eval they are the identity,
 so the exported graph is the plain WGAP model's.
 
@@ -23,7 +23,7 @@ def adl(x: Tensor, drop_rate: float, threshold: float) -> Tensor:
     att = x.mean(1, keepdim=True)
     if bool(torch.rand(()) < drop_rate):
         peak = att.flatten(1).max(1).values[:, None, None, None]
-        return x * (att <= peak * threshold).to(x.dtype)
+        return x * (att < peak * threshold).to(x.dtype)  # strict, as the original ADL
     return x * torch.sigmoid(att)
 
 

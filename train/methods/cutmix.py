@@ -40,7 +40,8 @@ def paste(t: Tensor, src: Tensor, box) -> Tensor:
 
 
 def cutmix_batch(x: Tensor, au_map: Tensor, valid: Tensor, beta: float):
-    """-> (mixed images, mixed maps, mixed valid flags, permutation, lam: the area share of the originals)."""
+    """-> (mixed images, mixed maps, mixed valid flags, permutation, lam: the area share of the originals,
+    box: relative (y0, y1, x0, x1))."""
     n = x.shape[0]
     perm = torch.randperm(n, device=x.device)
     box = sample_box(beta)
@@ -50,7 +51,7 @@ def cutmix_batch(x: Tensor, au_map: Tensor, valid: Tensor, beta: float):
     maps = au_map * valid.reshape(-1, *([1] * (au_map.ndim - 1))).to(au_map.dtype)  # invalid: empty
     m_mix = paste(maps, maps[perm], box)
     v_mix = (valid | valid[perm]) & (m_mix.flatten(1).amax(1) > 1e-3)
-    return x_mix, m_mix, v_mix, perm, lam
+    return x_mix, m_mix, v_mix, perm, lam, box
 
 
 @register_method
@@ -61,7 +62,7 @@ class CutMix(Method):
     def step_loss(self, model, criterion, x, y, au_map, valid, opts):
         if x.shape[0] < 2 or not bool(torch.rand(()) < opts["prob"]):
             return super().step_loss(model, criterion, x, y, au_map, valid, opts)
-        x_mix, m_mix, v_mix, perm, lam = cutmix_batch(x, au_map, valid, opts["beta"])
+        x_mix, m_mix, v_mix, perm, lam, _ = cutmix_batch(x, au_map, valid, opts["beta"])
         out = model(x_mix)
         parts = criterion(out, y, m_mix, v_mix)
         ce = lam * parts.ce + (1.0 - lam) * F.cross_entropy(out.logits, y[perm])
