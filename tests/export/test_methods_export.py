@@ -52,6 +52,31 @@ def test_acol_export_has_no_erasing_branch(tmp_path):
             if n.op_type == "Conv" and any(i.endswith(f"classifier_{h}.0.weight") for i in n.input):
                 first[h] = n.input[0]
     assert set(first) == {"A", "B"} and first["A"] == first["B"]  # B sees the same, un-erased features
+    _serves(report.path, tmp_path)
+
+
+def _serves(onnx_path, tmp_path):
+    """The repository builder reads the method's ONNX like any other, and the serving postprocess turns
+    its outputs into a label with AU evidence (the Triton models run these same functions)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from aucues.au_regions import template_points
+    from aucues.serve.pipeline import postprocess
+    from aucues.serve.repository import build_repository, read_repository_spec
+
+    build_repository(tmp_path / "repo", onnx=onnx_path)
+    spec = read_repository_spec(tmp_path / "repo")
+    assert spec.cam_size == (4, 4)
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).normal(size=(1, 3, SIZE, SIZE)).astype(np.float32)
+    names = [o.name for o in sess.get_outputs()]
+    out = dict(zip(names, sess.run(None, {"image": x})))
+    probs = np.full(7, 0.01, np.float32)
+    probs[1] = 0.94  # Happiness: AU6, AU12, AU25 (the model is untrained; the label is set here)
+    ex = postprocess(spec, probs, out["cam"][0], out["attention_5"][0], template_points(SIZE))
+    assert ex.label == "Happiness" and sorted(r["au"] for r in ex.au_evidence) == [6, 12, 25]
+    assert ex.cam.shape == (SIZE, SIZE) and np.isfinite(ex.cam).all()
 
 
 @pytest.mark.slow
