@@ -1,19 +1,19 @@
 """CE-only vs CE + AU loss for each CAM method on the synthetic AU benchmark (CPU).
 
-Runs the CE-vs-AU experiment of scripts/bench_au_effect.py (its `run`, unchanged) once per method,
-with the same seed, data, budget and settings, and writes runs/.../methods.json and (with --doc) a
-table like the paper's Table 1 (CL, CAM-COS of the method's own CAM, ATT-COS of layer 5).
+Synthesizes the benchmark once, then runs the CE-vs-AU experiment of train/experiment.py (`compare`,
+the one behind scripts/bench_au_effect.py and the demo) once per method with the same seed, data,
+budget and settings, and writes OUT/methods.json and (with --doc) a table like the paper's Table 1
+(CL, CAM-COS of the method's own CAM, ATT-COS of layer 5).
 
     .venv/bin/python scripts/bench_methods.py --out runs/methods --doc docs/methods.md
-
-Every option not listed here goes to bench_au_effect unchanged (e.g. --per-class 100 --epochs 6).
+    .venv/bin/python scripts/bench_methods.py --render runs/methods/methods.json --doc docs/methods.md
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,45 +22,69 @@ METHODS = ("cam", "wildcat", "acol", "prm", "adl", "cutmix")
 HERE = Path(__file__).resolve().parent
 
 
-def _au_effect():
-    spec = importlib.util.spec_from_file_location("bench_au_effect", HERE / "bench_au_effect.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="runs/methods")
     p.add_argument("--methods", default=",".join(METHODS), help="comma list among " + ", ".join(METHODS))
-    p.add_argument("--acol-hidden", type=int, default=None,
-                   help="ACoL head width (default: the paper's 1024); smaller keeps a CPU run short")
+    p.add_argument("--per-class", type=int, default=80)
+    p.add_argument("--synth-size", type=int, default=64)
+    p.add_argument("--image-size", type=int, default=48)
+    p.add_argument("--backbone", default="resnet18")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--au-lambda", type=float, default=9.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--num-workers", type=int, default=1)
+    p.add_argument("--acol-hidden", type=int, default=256,
+                   help="ACoL head width (the paper's is 1024; smaller keeps a CPU run short)")
+    p.add_argument("--render", default=None, help="only re-render the table from this methods.json")
     p.add_argument("--doc", default=None, help="also write this markdown report (e.g. docs/methods.md)")
-    return p.parse_known_args(argv)
+    p.add_argument("--quiet", action="store_true")
+    return p.parse_args(argv)
 
 
-def run(argv=None) -> dict:
-    args, rest = parse_args(argv)
-    bench = _au_effect()
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+def run(args) -> dict:
+    import torch
+
+    from aucues.io import atomic_write_json
+    from aucues.synth import synthesize
+    from aucues.train.config import TrainConfig
+    from aucues.train.experiment import compare
     from aucues.train.methods import available_methods
 
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in available_methods()]
     if unknown:
         raise SystemExit(f"error: unknown method(s) {', '.join(unknown)}; choose among {', '.join(METHODS)}")
+    torch.set_num_threads(args.threads)
     out = Path(args.out)
-    report = {"command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]), "methods": {}}
     t0 = time.time()
+    s = synthesize(out / "synth", per_class=args.per_class, seed=args.seed, image_size=args.synth_size,
+                   force=True, progress=not args.quiet)
+    common = dict(data=str(out / "synth"), dataset="synthetic", backbone=args.backbone, large_maps=True,
+                  image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                  au_lambda=args.au_lambda, au_layers=(5,), seed=args.seed, num_workers=args.num_workers,
+                  val_fraction=args.val_fraction, weights="random", augment=False)
+    report = {"command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
+              "settings": {**{k: v for k, v in common.items() if k != "data"}, "au_layers": [5],
+                           "per_class": args.per_class, "synth_size": args.synth_size,
+                           "train_images": s["train"], "test_images": s["test"]},
+              "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                          "load_avg_start": os.getloadavg()},
+              "methods": {}}
     for m in methods:
-        extra = ["--method", m, "--out", str(out / m), "--step-repeats", "0"]
-        if m == "acol" and args.acol_hidden:
-            extra += ["--method-option", f"hidden={args.acol_hidden}"]
-        r = bench.run(bench.parse_args(rest + extra))
-        report["methods"][m] = {k: r[k] for k in ("settings", "runs", "deltas", "machine", "total_s")}
-        from aucues.io import atomic_write_json
-
+        opts = {"hidden": args.acol_hidden} if m == "acol" else {}
+        cfg = TrainConfig(**common, method=m, method_options=opts, out=str(out / m)).validate()
+        t = time.time()
+        r = compare(cfg, out / m, split="test", progress=not args.quiet)
+        report["methods"][m] = {"method_options": cfg.method_options, "runs": r["runs"], "deltas": r["deltas"],
+                                "total_s": round(time.time() - t, 1)}
         atomic_write_json(out / "methods.json", report)  # partial results survive a kill
-        print(f"{m}: {json.dumps(r['deltas'])} ({r['total_s']:.0f} s)", flush=True)
+        print(f"{m}: {json.dumps(r['deltas'])} ({time.time() - t:.0f} s)", flush=True)
+    report["machine"]["load_avg_end"] = os.getloadavg()
     report["total_s"] = round(time.time() - t0, 1)
     return report
 
@@ -85,12 +109,13 @@ def markdown(r: dict) -> str:
         grad.append(f"| {m} | " + " | ".join(f"{f(ce[k])} -> {f(au[k])}" for k in
                                              ("cam_cos_gradcam", "cam_cos_gradcampp", "cam_cos_layercam")) + " |")
     first = next(iter(r["methods"].values()))
-    st = first["settings"]
-    opts = "; ".join(f"{m}: {x['settings'].get('method_options') or '-'}" for m, x in r["methods"].items())
+    st = r.get("settings") or first["settings"]
+    opts = "; ".join(f"{m}: {x.get('method_options', x.get('settings', {}).get('method_options')) or '-'}"
+                     for m, x in r["methods"].items())
     return f"""# CAM methods with and without the AU loss (synthetic benchmark, measured)
 
-Generated by `scripts/bench_methods.py` (which runs `scripts/bench_au_effect.py`'s experiment once per
-method). Command:
+Generated by `scripts/bench_methods.py` (the CE-vs-AU experiment of `train/experiment.py`, the one
+behind `scripts/bench_au_effect.py`, once per method). Command:
 
     {r['command']}
 
@@ -99,7 +124,7 @@ seed {st['seed']}), {st['backbone']} with large maps at {st['image_size']} px, r
 batch {st['batch_size']}, SGD lr {st['lr']}, {st['val_fraction']:.0%} of train held out for model selection, AU loss
 on layers {st['au_layers']} with lambda {st['au_lambda']}. Within a method both runs share seed, data order and
 budget; only the loss differs. Method options: {opts}.
-Total wall time {r['total_s'] / 60:.1f} min on a shared 2-core CPU.
+Total wall time {r.get('total_s', sum(x.get('total_s', 0) for x in r['methods'].values())) / 60:.1f} min on a 2-core CPU shared with other work.
 
 Test split, CE only -> CE + AU loss (change), like the paper's Table 1 (docs/method.md §8):
 
@@ -113,11 +138,14 @@ CAM-COS of the gradient CAMs computed on each method's model (CE only -> CE + AU
 
 def main(argv=None) -> int:
     sys.path.insert(0, str(HERE.parent))
-    report = run(argv)
-    args, _ = parse_args(argv)
+    args = parse_args(argv)
     from aucues.io import atomic_write_json, atomic_write_text
 
-    atomic_write_json(Path(args.out) / "methods.json", report)
+    if args.render:
+        report = json.loads(Path(args.render).read_text())
+    else:
+        report = run(args)
+        atomic_write_json(Path(args.out) / "methods.json", report)
     md = markdown(report)
     if args.doc:
         doc = Path(args.doc)
