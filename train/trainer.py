@@ -551,7 +551,8 @@ def _empty_step(model, optimizer, scaler, device, use_amp: bool) -> None:
     try:
         with torch.autocast(device.type, enabled=use_amp):
             out = model(x)
-            total = out.logits.sum() * 0.0 + sum(a.sum() for a in out.attentions.values()) * 0.0
+            # cam too: a method head's other branch (ACoL's B) must join the gradient all-reduce
+            total = (out.logits.sum() + out.cam.sum() + sum(a.sum() for a in out.attentions.values())) * 0.0
     finally:
         model.train()
     optimizer.zero_grad(set_to_none=True)
