@@ -241,3 +241,13 @@ def test_method_checkpoint_round_trip(tmp_path):
     x = torch.randn(1, 3, SIZE, SIZE)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x).logits, model(x).logits)
+
+
+def test_init_takes_the_checkpoints_method(tmp_path):
+    from aucues.train.checkpoint import save_checkpoint
+    from aucues.train.config import TrainConfig
+    from aucues.train.init_from import apply_init
+
+    save_checkpoint(tmp_path / "w.pt", build("wildcat", modalities=2))
+    cfg = apply_init(TrainConfig(data="x", dataset="synthetic", init=str(tmp_path / "w.pt")).validate())
+    assert cfg.method == "wildcat" and cfg.method_options["modalities"] == 2 and cfg.backbone == "resnet18"
