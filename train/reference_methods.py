@@ -4,8 +4,8 @@ One `MethodConverter` per reference `method` name (the spelling of its `config_m
 which spatial pooling the released checkpoint must have, which extra ModelConfig fields the aucues
 model needs (none for the WGAP head every aucues ResNet has), and how the reference's two state
 dicts ({"encoder": ..., "classification_head": ...}, docs/method.md §11) become the aucues model's
-state dict. Adding a method (WILDCAT, ACoL, PRM once their heads exist) is one function and one
-`register_method` call; methods listed in KNOWN_METHODS without a converter get a one-line error."""
+state dict. Adding a method is one function and one `register_method` call (WILDCAT, ACoL, PRM, ADL and
+CutMix map onto train/methods, see train/reference_method_heads.py); methods listed in KNOWN_METHODS without a converter get a one-line error."""
 
 from __future__ import annotations
 
@@ -54,6 +54,7 @@ class ReferenceSpec:
     self_attention: bool
     heatmap_type: str
     valid_freq: float | None = None   # valid_freq_mb: validations per epoch as a fraction of its batches
+    options: dict = field(default_factory=dict)  # the method options of config_model.yaml (METHOD_OPTION_KEYS)
 
 
 _CONVERTERS: dict[str, MethodConverter] = {}
@@ -148,12 +149,17 @@ def remove_adl_slots(encoder: dict) -> dict:
 
 
 def convert_adl(encoder: dict, head: dict, spec: ReferenceSpec) -> Conversion:
-    return convert_wgap(remove_adl_slots(encoder), head, spec)
+    # the aucues ADL model keeps torchvision's block keys (its ADL steps own no weights) and records
+    # the method and its options, so fine-tuning it trains with ADL (train/methods/adl.py)
+    fields = {"method": "adl", "method_options": {k: spec.options[r] for k, r in
+                                                  (("drop_rate", "adl_drop_rate"), ("drop_threshold", "adl_drop_threshold"))
+                                                  if r in spec.options}}
+    return Conversion(fields, convert_wgap(remove_adl_slots(encoder), head, spec).state)
 
 
-def _wgap_read_with(cam: str):
+def _wgap_read_with(cam: str, fields: dict | None = None):
     def convert(encoder: dict, head: dict, spec: ReferenceSpec) -> Conversion:
-        return Conversion({}, convert_wgap(encoder, head, spec).state, cam)
+        return Conversion(dict(fields or {}), convert_wgap(encoder, head, spec).state, cam)
 
     return convert
 
@@ -161,7 +167,9 @@ def _wgap_read_with(cam: str):
 # The WGAP-head methods: one network; they differ in how the CAM is read (GradCAM...) or how the
 # model was trained (CutMix, ADL). `cam` names the aucues CAM method that reads its maps.
 for _method, _cam, _aliases in (("CAM", "cam", ()), ("GradCam", "gradcam", ()),
-                                ("GradCAMpp", "gradcampp", ("GradCAM++",)), ("LayerCAM", "layercam", ()),
-                                ("CutMIX", "cam", ())):
+                                ("GradCAMpp", "gradcampp", ("GradCAM++",)), ("LayerCAM", "layercam", ())):
     register_method(MethodConverter(_method, "WGAP", _wgap_read_with(_cam), _aliases))
+register_method(MethodConverter("CutMIX", "WGAP", _wgap_read_with("cam", {"method": "cutmix"})))
 register_method(MethodConverter("ADL", "WGAP", convert_adl))
+
+from aucues.train import reference_method_heads as _heads  # noqa: E402,F401  (WILDCAT, ACoL, PRM)

@@ -31,6 +31,7 @@ from aucues.preprocessing import PreprocessConfig
 from aucues.train.config import TrainConfig, config_from_dict
 from aucues.train.distributed import (DistEnv, all_reduce_sum, barrier, broadcast_object, cleanup,
                                init_distributed, unwrap, wrap_model)
+from aucues.train.methods import get_method
 
 log = logging.getLogger("aucues.train")
 
@@ -144,7 +145,8 @@ def build_fer_model(config: TrainConfig, preprocess: PreprocessConfig):
         return init_model(config, preprocess)
 
     mc = ModelConfig(backbone=config.backbone, num_classes=config.num_classes, large_maps=config.large_maps,
-                     weights=config.weights or "random")
+                     weights=config.weights or "random", method=config.method,
+                     method_options=config.method_options or {})
     return build_model(mc, preprocess)
 
 
@@ -381,7 +383,7 @@ def _announce(config: TrainConfig, env: DistEnv, out: Path, index, train_ds, val
     console.print(index.summary())
     n_lm = train_ds.n_with_landmarks
     console.print(f"train {len(train_ds)} (AU landmarks for {n_lm}), val {len(val_ds) if val_ds else 0}; "
-                  f"{config.backbone} {config.image_size}px, AU loss "
+                  f"{config.backbone} {config.image_size}px, method {config.method}, AU loss "
                   + (f"layers {list(config.au_layers)} lambda {config.au_lambda}" if config.au_loss else "off")
                   + (f"; DDP x{env.world_size}" if env.enabled else "") + f"; device {env.device}")
     if config.au_loss and n_lm == 0:
@@ -533,9 +535,9 @@ def _step(model, criterion, optimizer, scaler, batch, env: DistEnv, use_amp: boo
     y = batch["label"].to(device, non_blocking=True)
     amap = batch["au_map"].to(device, non_blocking=True)
     valid = batch["valid"].to(device, non_blocking=True)
+    cfg = unwrap(model).config  # the method's training step (CutMix mixing, ACoL's label and 2nd head)
     with torch.autocast(device.type, enabled=use_amp):
-        out = model(x)
-        parts = criterion(out, y, amap, valid)
+        parts = get_method(cfg.method).step_loss(model, criterion, x, y, amap, valid, cfg.method_options)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(parts.total).backward()
     scaler.step(optimizer)
@@ -556,7 +558,8 @@ def _empty_step(model, optimizer, scaler, device, use_amp: bool) -> None:
     try:
         with torch.autocast(device.type, enabled=use_amp):
             out = model(x)
-            total = out.logits.sum() * 0.0 + sum(a.sum() for a in out.attentions.values()) * 0.0
+            # cam too: a method head's other branch (ACoL's B) must join the gradient all-reduce
+            total = (out.logits.sum() + out.cam.sum() + sum(a.sum() for a in out.attentions.values())) * 0.0
     finally:
         model.train()
     optimizer.zero_grad(set_to_none=True)

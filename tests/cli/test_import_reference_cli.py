@@ -88,8 +88,8 @@ BAD = {
                      "not the reference's config_model.yaml (missing method, spatial_pooling"),
     "not yaml": (lambda f: (f / "config_model.yaml").write_text("a: [1, 2\n"), "not valid YAML"),
     "model keys": (lambda f: _edit_yaml(f, lambda d: d["model"].pop("large_maps")), "'model' must hold"),
-    "unsupported method": (lambda f: _edit_yaml(f, lambda d: d.update(method="WILDCAT", spatial_pooling="WildCatCLHead")),
-                           "reference method 'WILDCAT' is not supported yet"),
+    "unsupported method": (lambda f: _edit_yaml(f, lambda d: d.update(method="TSCAM")),
+                           "reference method 'TSCAM' is not supported yet"),
     "unknown method": (lambda f: _edit_yaml(f, lambda d: d.update(method="FancyCAM")), "unknown reference method 'FancyCAM'"),
     "wrong pooling": (lambda f: _edit_yaml(f, lambda d: d.update(spatial_pooling="PRM")), "expected WGAP"),
     "missing key": (lambda f: _edit_weights(f, lambda d: d["encoder"].pop("layer2.0.conv1.weight")),
@@ -132,6 +132,7 @@ def test_dir_imports_the_tree_and_reports_failures(cli, tmp_path):
     make_reference_folder(root, "RAF-DB", "CAM", True, encoder="resnet18", crop=SIZE, seed=1)
     make_reference_folder(root, "RAF-DB", "CAM", False, encoder="resnet18", crop=SIZE, seed=2)
     make_reference_folder(root, "AffectNet", "ADL", True, encoder="resnet18", crop=SIZE, seed=3)
+    # a PRM run whose model.pt holds a WGAP head (fc.*) instead of PRM's conv.*: that folder fails
     bad, *_ = make_reference_folder(root, "AffectNet", "PRM", True, encoder="resnet18", crop=SIZE, seed=4)
     _edit_yaml(bad, lambda d: d.update(spatial_pooling="PRM"))
     out = tmp_path / "imported"
@@ -139,7 +140,7 @@ def test_dir_imports_the_tree_and_reports_failures(cli, tmp_path):
     assert code == 1, text  # one model failed
     assert "3 imported" in text and "1 failed" in text and "failed:" in text
     flat = "".join(c for c in text if c.isalnum() or c in "'")  # the table wraps long messages
-    assert "referencemethod'PRM'isnotsupportedyet" in flat
+    assert "classificationheadofaPRMmodeldoesnotmatch" in flat
     names = sorted(p.name for p in out.iterdir())
     assert names == ["AffectNet-resnet18-ADL-WGAP-cp_best-boxv2_False-au.pt",
                      "RAF-DB-resnet18-CAM-WGAP-cp_best-boxv2_False-au.pt",

@@ -81,8 +81,10 @@ def shift_for_adl(encoder_state: dict) -> dict:
 
 
 def make_reference_folder(root, dataset: str = "RAF-DB", method: str = "CAM", au: bool = True,
-                          encoder: str = "resnet50", seed: int = 0, crop: int = 224, **args):
-    """-> (folder, torchvision net with its encoder weights, fc weight, fc bias)."""
+                          encoder: str = "resnet50", seed: int = 0, crop: int = 224, pooling: str = "WGAP",
+                          head: dict | None = None, **args):
+    """-> (folder, torchvision net with its encoder weights, fc weight, fc bias). `head`: another
+    classification_head state dict (WILDCAT, ACoL, PRM) written in place of the WGAP fc."""
     net = random_resnet(encoder, seed)
     g = torch.Generator().manual_seed(seed + 1)
     width = net.fc.in_features
@@ -91,8 +93,10 @@ def make_reference_folder(root, dataset: str = "RAF-DB", method: str = "CAM", au
     enc = {k: v.clone() for k, v in net.state_dict().items() if not k.startswith("fc.")}
     if method == "ADL":
         enc = shift_for_adl(enc)
-    folder = folder_for(root, dataset, encoder, method, au)
+    folder = folder_for(root, dataset, encoder, method, au, pooling)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config_model.yaml").write_text(yaml.dump(run_args(dataset, encoder, method, au, crop=crop, **args)))
-    torch.save({"encoder": enc, "classification_head": {"fc.weight": fc_w, "fc.bias": fc_b}}, folder / "model.pt")
+    (folder / "config_model.yaml").write_text(yaml.dump(run_args(dataset, encoder, method, au, pooling, crop=crop,
+                                                                 **args)))
+    cls_head = head if head is not None else {"fc.weight": fc_w, "fc.bias": fc_b}
+    torch.save({"encoder": enc, "classification_head": cls_head}, folder / "model.pt")
     return folder, net, fc_w, fc_b

@@ -148,3 +148,30 @@ def test_empty_batch_on_one_rank_leaves_batchnorm_alone(tmp_path):
         if k not in bn_keys:
             torch.testing.assert_close(r0[k], r1[k], rtol=0, atol=0)  # replicas stay equal
             torch.testing.assert_close(r1[k], expected[k], rtol=1e-4, atol=1e-5)
+
+
+def _method_worker(rank, world, port, data, out, method, opts):
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    cfg = resolve_config(None, dict(data=str(data), dataset="synthetic", backbone="resnet18", image_size=40,
+                                    epochs=1, batch_size=8, lr=0.01, num_workers=0, seed=0, out=str(out),
+                                    method=method, method_options=opts))
+    train(cfg, progress=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,opts", [("acol", {"hidden": 16}), ("cutmix", {})])
+def test_methods_under_ddp(tmp_path, method, opts):
+    """ACoL's label-in-forward and second head, CutMix's per-rank mixing: both train under DDP
+    (every parameter takes part in each all-reduce, so DDP's unused-parameter check never fires)."""
+    import torch.multiprocessing as mp
+
+    from aucues.synth import synthesize
+
+    data = tmp_path / "synth"
+    synthesize(data, per_class=4, seed=0, image_size=48, progress=False)
+    mp.spawn(_method_worker, args=(2, _free_port(), data, tmp_path / "ddp", method, opts), nprocs=2, join=True)
+    rows = list(csv.DictReader(open(tmp_path / "ddp" / "metrics.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1] and float(rows[0]["train_loss"]) > 0
+    assert torch.load(tmp_path / "ddp" / "best.pt", weights_only=True)["model_config"]["method"] == method

@@ -7,7 +7,7 @@ linear, docs/method.md §6), layer attentions (raw channel means) and optional s
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import NamedTuple
 
 import torch
@@ -34,8 +34,13 @@ class ModelConfig:
     weights: str = "random"
     attention_layers: tuple[int, ...] = LAYERS
     self_attention_layers: tuple[int, ...] = ()
+    # CAM method (docs/method.md §12; train/methods) and its options, completed with their defaults.
+    # Checkpoints written before methods existed lack both and load as "cam" (the WGAP head).
+    method: str = "cam"
+    method_options: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from aucues.train.methods import resolve_options
         from aucues.train.models.registry import available_backbones
 
         if not isinstance(self.backbone, str) or self.backbone not in available_backbones():
@@ -48,6 +53,7 @@ class ModelConfig:
             raise AucuesError(f"weights must be 'imagenet', 'random' or a file path, got {self.weights!r}")
         self.attention_layers = _layers(self.attention_layers, "attention_layers")
         self.self_attention_layers = _layers(self.self_attention_layers, "self_attention_layers")
+        self.method_options = resolve_options(self.method, self.method_options, self.backbone)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -84,6 +90,7 @@ class ModelOutput(NamedTuple):
     cam: Tensor                    # (N, C, h, w) every class's CAM at layer 5: raw, no ReLU/normalisation
     attentions: dict[int, Tensor]  # layer -> (N, h_l, w_l) raw channel mean
     features: dict[int, Tensor]    # layer -> (N, C_l, h_l, w_l) raw features (before any gating)
+    aux: dict | None = None        # method extras of a training forward (ACoL: "logits_b"); None otherwise
 
 
 class FERModel(nn.Module):
@@ -164,15 +171,20 @@ class FERModel(nn.Module):
         feats, _ = self._run(x, layers)
         return feats
 
-    def forward(self, x: Tensor) -> ModelOutput:
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> ModelOutput:
+        """`labels` only matter to a method head that uses them in training (ACoL); inference needs none."""
         wanted = tuple(self.config.attention_layers) + (5,)
         feats, head_in = self._run(x, wanted)
+        layers = self.config.attention_layers
+        if getattr(self.head, "is_method_head", False):  # WILDCAT, ACoL, PRM (train/methods)
+            logits, cam, aux = self.head(head_in, labels)
+            return ModelOutput(logits=logits, cam=cam, attentions={l: feats[l].mean(1) for l in layers},
+                               features={l: feats[l] for l in layers}, aux=aux or None)
         # CAM head: cam_c = sum_k w[c,k] A_k; since averaging is linear, GAP + linear equals the
         # spatial mean of the CAM plus the bias, so one 1x1 convolution gives both.
         w = self.head.weight
         cam = F.conv2d(head_in, w.reshape(w.shape[0], w.shape[1], 1, 1))
         logits = cam.mean(dim=(2, 3)) + self.head.bias
-        layers = self.config.attention_layers
         return ModelOutput(
             logits=logits,
             cam=cam,
@@ -181,7 +193,7 @@ class FERModel(nn.Module):
         )
 
     def extra_repr(self) -> str:
-        return f"backbone={self.config.backbone}, num_classes={self.config.num_classes}"
+        return f"backbone={self.config.backbone}, num_classes={self.config.num_classes}, method={self.config.method}"
 
 
 def load_backbone_state(module: nn.Module, state: dict, source: str, skip_prefixes: tuple[str, ...]) -> None:

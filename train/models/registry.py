@@ -47,4 +47,8 @@ def build_model(config, preprocess=None):
                           f"{preprocess.num_classes} ({', '.join(preprocess.class_names)})")
     if tuple(preprocess.attention_layers) != tuple(config.attention_layers):
         preprocess = dataclasses.replace(preprocess, attention_layers=tuple(config.attention_layers))
-    return _REGISTRY[config.backbone](config, preprocess)
+    from aucues.train.methods import apply_method
+
+    model = _REGISTRY[config.backbone](config, preprocess)
+    apply_method(model)  # the method's head / backbone changes (docs/method.md §12); none for "cam"
+    return model
