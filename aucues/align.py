@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aucues.errors import AucuesError
+from aucues.defaults import DEFAULT_IMAGE_SIZE
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return (p @ m[:, :2].T + m[:, 2]).astype(np.float32)
 
 
-def align_face(image_rgb, points68, size: int = 224, template: AlignTemplate = REFERENCE_TEMPLATE) -> AlignedFace:
+def align_face(image_rgb, points68, size: int = DEFAULT_IMAGE_SIZE, template: AlignTemplate = REFERENCE_TEMPLATE) -> AlignedFace:
     """Warp the face to a size x size crop with the 5-point template; landmarks move with it.
     Pass the model's template (`PreprocessConfig.template`): the default is only the default."""
     import cv2

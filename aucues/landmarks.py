@@ -15,7 +15,7 @@ Pipeline per image (ENVIRONMENT.md explains why):
    (aucues.mesh_to_ibug68: the jaw is the visible face outline, brows their upper edge, ...); should
    that ever fail, the fixed index map MP468_TO_IBUG68 is used, so no face MediaPipe finds is lost.
 
-The MediaPipe graphs are built once per FaceLandmarker and reused; mediapipe is imported lazily.
+The MediaPipe graphs are built once per MediaPipeLandmarker and reused; mediapipe is imported lazily.
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def _to_ibug68(mesh: np.ndarray) -> np.ndarray:
     return mesh[list(MP468_TO_IBUG68), :2]
 
 
-class FaceLandmarker:
+class MediaPipeLandmarker:
     """Every face of an RGB image with 68 landmarks, largest first. Reusable; close() when done."""
 
     def __init__(self, max_faces: int = 10, min_detection_score: float = 0.5):
@@ -245,7 +245,7 @@ class FaceLandmarker:
     def detect(self, image_rgb: np.ndarray) -> list[Face]:
         """Every face (box, 68 points, detection score), largest first; [] when there is none."""
         if self._closed:
-            raise AucuesError("FaceLandmarker is closed")
+            raise AucuesError("MediaPipeLandmarker is closed")
         image = _check_image(image_rgb)
         faces: list[Face] = []
         with _native_stderr_muted(self._muted):
@@ -268,7 +268,7 @@ class FaceLandmarker:
             self._mesh.close()
             self._closed = True
 
-    def __enter__(self) -> "FaceLandmarker":
+    def __enter__(self) -> "MediaPipeLandmarker":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -285,12 +285,12 @@ LANDMARKERS = ("mediapipe", "onnx")
 
 
 def make_landmarker(kind: str = "mediapipe", max_faces: int = 10, min_detection_score: float = 0.5):
-    """The landmarker named `kind`: "mediapipe" (FaceLandmarker, the reference) or "onnx"
-    (aucues.onnx_landmarks.OnnxFaceLandmarker: the same pipeline on the converted models, batched)."""
+    """The landmarker named `kind`: "mediapipe" (MediaPipeLandmarker, the reference) or "onnx"
+    (aucues.onnx_landmarks.OnnxLandmarker: the same pipeline on the converted models, batched)."""
     if kind == "mediapipe":
-        return FaceLandmarker(max_faces=max_faces, min_detection_score=min_detection_score)
+        return MediaPipeLandmarker(max_faces=max_faces, min_detection_score=min_detection_score)
     if kind == "onnx":
-        from aucues.onnx_landmarks.landmarker import OnnxFaceLandmarker
+        from aucues.onnx_landmarks.landmarker import OnnxLandmarker
 
-        return OnnxFaceLandmarker(max_faces=max_faces, min_detection_score=min_detection_score)
+        return OnnxLandmarker(max_faces=max_faces, min_detection_score=min_detection_score)
     raise AucuesError(f"unknown landmarker {kind!r}; choose one of {', '.join(LANDMARKERS)}")

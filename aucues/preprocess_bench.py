@@ -1,6 +1,6 @@
 """`aucues bench preprocess`: landmarks (MediaPipe) + alignment per image on real photos.
 
-cold: a new FaceLandmarker per call (graph construction + first detect + align), what a one-shot CLI
+cold: a new MediaPipeLandmarker per call (graph construction + first detect + align), what a one-shot CLI
       run or a freshly started server instance pays;
 warm: the same landmarker reused, detect and align timed separately, images interleaved round-robin.
 The photos differ in size and face count, which is what drives the cost (the detector tiles large
@@ -36,7 +36,7 @@ def run_preprocess_bench(images: list[str | Path] | None = None, *, runs: int = 
     """Cold and warm timings per image; returns the JSON-able payload."""
     from aucues.align import align_face
     from aucues.benchmark import Timing, interleaved
-    from aucues.landmarks import FaceLandmarker
+    from aucues.landmarks import MediaPipeLandmarker
     from aucues.preprocessing import PreprocessConfig
 
     step = progress or (lambda _m: None)
@@ -65,7 +65,7 @@ def run_preprocess_bench(images: list[str | Path] | None = None, *, runs: int = 
         for name, rgb in loaded.items():
             step(f"cold {r + 1}/{cold_runs}: {name}")
             t0 = time.perf_counter()
-            lm = FaceLandmarker()
+            lm = MediaPipeLandmarker()
             t1 = time.perf_counter()
             faces = lm.detect(rgb)
             if faces:
@@ -78,7 +78,7 @@ def run_preprocess_bench(images: list[str | Path] | None = None, *, runs: int = 
 
     # Warm: one landmarker, detect and align timed as separate variants, images round-robin.
     step(f"warm: {runs} interleaved rounds of {len(loaded)} images")
-    lm = FaceLandmarker()
+    lm = MediaPipeLandmarker()
     try:
         first = {n: lm.detect(rgb) for n, rgb in loaded.items()}
         fns: dict[str, Callable[[], object]] = {}
@@ -126,7 +126,7 @@ def write_preprocess_results(payload: dict, out_dir: str | Path) -> dict[str, st
     out = Path(out_dir)
     rows = sorted(payload["rows"], key=lambda r: r["megapixels"])
     md = "# aucues bench preprocess\n\n" \
-         f"FaceLandmarker construction p50 {payload['landmarker_construct_ms']['p50']} ms (mediapipe import " \
+         f"MediaPipeLandmarker construction p50 {payload['landmarker_construct_ms']['p50']} ms (mediapipe import " \
          f"{payload['mediapipe_import_ms']} ms, once per process, not in the cold column); load average " \
          f"{', '.join(f'{v:.2f}' for v in payload['load_avg'])}\n\n"
     md += markdown_table(rows, ["image", "width", "height", "faces", "cold_p50_ms", "warm_detect_p50_ms",

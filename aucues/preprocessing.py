@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from aucues.defaults import DEFAULT_IMAGE_SIZE, LAYERS  # noqa: F401 (re-exported)
 from aucues.align import LEGACY_TEMPLATE, REFERENCE_TEMPLATE, AlignTemplate
 from aucues.errors import AucuesError
 from aucues.labels import CLASS_NAMES
@@ -26,12 +27,12 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class PreprocessConfig:
     """How a face becomes the model's input, and what the outputs mean."""
 
-    image_size: int = 224
+    image_size: int = DEFAULT_IMAGE_SIZE
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     class_names: tuple[str, ...] = CLASS_NAMES
     # layers (1..5, docs/method.md §5 numbering) whose attention the deployed model returns
-    attention_layers: tuple[int, ...] = (1, 2, 3, 4, 5)
+    attention_layers: tuple[int, ...] = LAYERS
     # AU codebook variant used for maps and evidence ("paper" or "reference")
     codebook: str = "paper"
     interpolation: str = "bilinear"

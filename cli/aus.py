@@ -77,10 +77,10 @@ def aus(
 
     from aucues.align import align_face
     from aucues.io import read_image, write_image
-    from aucues.landmarks import FaceLandmarker
+    from aucues.landmarks import MediaPipeLandmarker
 
     rgb = read_image(image)
-    with FaceLandmarker() as lm:
+    with MediaPipeLandmarker() as lm:
         faces = lm.detect(rgb)
     if not faces:
         raise NoFaceError(f"{image}: no face found")

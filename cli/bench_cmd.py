@@ -97,7 +97,7 @@ def bench_preprocess(
     json_out: Optional[Path] = typer.Option(None, "--json"),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default runs/bench/preprocess)."),
 ) -> None:
-    """Landmarks (MediaPipe) + alignment per image: cold (incl. FaceLandmarker construction) and warm."""
+    """Landmarks (MediaPipe) + alignment per image: cold (incl. MediaPipeLandmarker construction) and warm."""
     from aucues.preprocess_bench import run_preprocess_bench, write_preprocess_results
 
     out_dir = _out(out, "preprocess")

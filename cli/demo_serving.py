@@ -9,14 +9,12 @@ from pathlib import Path
 
 def _synthetic_inputs(data: Path, n: int) -> list[Path]:
     """Up to n test images, spread over the classes (round robin on the label file)."""
-    from aucues.labels import RAFDB_TO_INDEX
+    from aucues.rafdb_layout import LABEL_FILE, RAF_ALIGNED_DIR, aligned_key, read_label_file
 
     by_class: dict[int, list[Path]] = {}
-    for line in (data / "basic" / "EmoLabel" / "list_patition_label.txt").read_text().splitlines():
-        name, _, rid = line.strip().partition(" ")
+    for name, label in read_label_file(data / LABEL_FILE):
         if name.startswith("test_"):
-            img = data / "basic" / "Image" / "aligned" / f"{Path(name).stem}_aligned.jpg"
-            by_class.setdefault(RAFDB_TO_INDEX[int(rid)], []).append(img)
+            by_class.setdefault(label, []).append(data / aligned_key(RAF_ALIGNED_DIR, name))
     out: list[Path] = []
     while len(out) < n and any(by_class.values()):
         for c in sorted(by_class):
@@ -26,13 +24,11 @@ def _synthetic_inputs(data: Path, n: int) -> list[Path]:
 
 
 def _truth(data: Path) -> dict[str, str]:
-    from aucues.labels import CLASS_NAMES, RAFDB_TO_INDEX
+    from aucues.labels import CLASS_NAMES
+    from aucues.rafdb_layout import LABEL_FILE, RAF_ALIGNED_DIR, aligned_key, read_label_file
 
-    t = {}
-    for line in (data / "basic" / "EmoLabel" / "list_patition_label.txt").read_text().splitlines():
-        name, _, rid = line.strip().partition(" ")
-        t[f"{Path(name).stem}_aligned.jpg"] = CLASS_NAMES[RAFDB_TO_INDEX[int(rid)]]
-    return t
+    return {Path(aligned_key(RAF_ALIGNED_DIR, name)).name: CLASS_NAMES[label]
+            for name, label in read_label_file(data / LABEL_FILE)}
 
 
 def serving_step(cfg, p: dict, console) -> dict:

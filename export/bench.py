@@ -26,6 +26,7 @@ import numpy as np
 
 from aucues.benchmark import paired_ratio
 from aucues.errors import AucuesError
+from aucues.preprocessing import DEFAULT_IMAGE_SIZE
 
 BACKENDS = ("torch", "ort", "trt")
 Progress = Callable[[str], None]
@@ -286,7 +287,7 @@ def _runs_for(fns: dict[str, Callable[[], object]], cfg: ModelBenchConfig) -> tu
 
 
 def run_model_bench(*, checkpoint: str | Path | None = None, onnx: str | Path | None = None,
-                    backbone: str | None = None, image_size: int = 224, large_maps: bool = True,
+                    backbone: str | None = None, image_size: int = DEFAULT_IMAGE_SIZE, large_maps: bool = True,
                     cfg: ModelBenchConfig | None = None, workdir: str | Path = "runs/bench/model",
                     progress: Progress | None = None) -> dict:
     """Measure; returns the JSON-able payload (rows per backend and batch size, ratios, skipped)."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from aucues.errors import AucuesError
+from aucues.preprocessing import LAYERS
 
 EXPORTERS = ("dynamo", "torchscript")
 OUTPUT_MODES = ("all", "logits")
-ALL_LAYERS = (1, 2, 3, 4, 5)
+ALL_LAYERS = LAYERS
 MIN_OPSET = 18
 # The batch the graph is traced with. It must be >= 2: a traced batch of 1 gets specialised into a
 # fixed dimension (ENVIRONMENT.md). Verification then runs batch 1 and `batch`, both unlike it.

@@ -16,6 +16,7 @@ import dataclasses
 from torch import Tensor, nn
 
 from aucues.errors import AucuesError
+from aucues.preprocessing import LAYERS
 
 
 def output_names(outputs: str, layers: tuple[int, ...]) -> list[str]:
@@ -25,7 +26,7 @@ def output_names(outputs: str, layers: tuple[int, ...]) -> list[str]:
 
 
 class ExportWrapper(nn.Module):
-    def __init__(self, model: nn.Module, outputs: str = "all", layers: tuple[int, ...] = (1, 2, 3, 4, 5)):
+    def __init__(self, model: nn.Module, outputs: str = "all", layers: tuple[int, ...] = LAYERS):
         super().__init__()
         if not hasattr(model, "config") or not hasattr(model, "preprocess"):
             raise AucuesError(f"cannot export {type(model).__name__}: expected an aucues FERModel")

@@ -84,7 +84,7 @@ def main() -> None:
     landmarks._to_ibug68 = lambda mesh: (meshes.append(mesh.copy()), original(mesh))[1]
     faces = {}  # (photo, i) -> {"dlib", "before", "after"}
     counts = {}
-    with landmarks.FaceLandmarker() as lm:
+    with landmarks.MediaPipeLandmarker() as lm:
         for name, img in photos().items():
             meshes.clear()
             found = lm.detect(img)

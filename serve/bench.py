@@ -1,7 +1,7 @@
 """`aucues bench serve`: the Triton ensemble end to end against the in-process pipeline.
 
 Closed-loop load: at concurrency C, C threads each own a client (or, in-process, a Pipeline with its
-own FaceLandmarker and one shared ONNX Runtime session, like the single classifier instance of the
+own MediaPipeLandmarker and one shared ONNX Runtime session, like the single classifier instance of the
 server) and send one real face photo's encoded bytes back to back for `duration` seconds. Latency
 percentiles per request, throughput = completed requests / wall time.
 
@@ -260,7 +260,7 @@ def inprocess_target(onnx: Path, data: bytes, landmarker: str = "mediapipe") -> 
 
     def make(i: int):
         with lock:
-            if i not in pipes:  # one FaceLandmarker per thread (MediaPipe graphs are not shared)
+            if i not in pipes:  # one MediaPipeLandmarker per thread (MediaPipe graphs are not shared)
                 # one ORT session for all, like the server's single classifier instance
                 pipes[i] = Pipeline(onnx, landmarker=landmarker, classifier=shared)
         return lambda p=pipes[i]: p.predict(data)

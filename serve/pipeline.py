@@ -99,7 +99,7 @@ class PreprocessResult:
 
 class Preprocessor:
     """Decode, find the largest face, align it to the model's input size and normalise.
-    The FaceLandmarker (MediaPipe graphs) is built once and reused for every image."""
+    The MediaPipeLandmarker (MediaPipe graphs) is built once and reused for every image."""
 
     def __init__(self, spec: ModelSpec, landmarker=None):
         from aucues.landmarks import make_landmarker

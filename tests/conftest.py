@@ -43,10 +43,10 @@ def aligned_face_path():
 
 @pytest.fixture(scope="session")
 def lm():
-    """One real MediaPipe FaceLandmarker for the whole session (its graphs take ~0.6 s to build)."""
-    from aucues.landmarks import FaceLandmarker
+    """One real MediaPipe MediaPipeLandmarker for the whole session (its graphs take ~0.6 s to build)."""
+    from aucues.landmarks import MediaPipeLandmarker
 
-    with FaceLandmarker() as landmarker:
+    with MediaPipeLandmarker() as landmarker:
         yield landmarker
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from aucues.errors import AucuesError
+from aucues.preprocessing import DEFAULT_IMAGE_SIZE, LAYERS
 
 DATASETS = ("rafdb", "affectnet", "folder", "synthetic")
 MAP_KINDS = ("class", "generic", "per_class", "landmarks")
@@ -36,7 +37,7 @@ class TrainConfig:
     large_maps: bool = True              # §5: layer3/layer4 stride 1 (dilated)
     weights: str | None = None           # local pretrained weights file (nothing downloads)
     init: str | None = None              # start from this aucues checkpoint (train/init_from.py)
-    image_size: int = 224
+    image_size: int = DEFAULT_IMAGE_SIZE
     method: str = "cam"                  # CAM method (docs/method.md §12): cam wildcat acol prm adl cutmix
     method_options: dict | None = None   # that method's options; completed with its defaults
     # optimisation (§9)
@@ -99,7 +100,7 @@ class TrainConfig:
                 bad(k, "must be >= 0")
         if self.lr_step < 1:
             bad("lr_step", "must be >= 1")
-        if not self.au_layers or any(layer not in (1, 2, 3, 4, 5) for layer in self.au_layers):
+        if not self.au_layers or any(layer not in LAYERS for layer in self.au_layers):
             bad("au_layers", "must be layers among 1..5")
         if not 0.0 < self.random_avg_p <= 1.0:
             bad("random_avg_p", "must be in (0, 1]")

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 
 from aucues.errors import AucuesError
 from aucues.labels import NEUTRAL
+from aucues.preprocessing import LAYERS
 
-LAYERS = (1, 2, 3, 4, 5)
 GRAD_CAMS = ("gradcam", "gradcampp", "gradcampp_reference", "layercam")  # both Grad-CAM++ forms (docs/method.md §6)
 
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aucues.errors import AucuesError
+from aucues.preprocessing import LAYERS
 
 EPS = 1e-8
 
@@ -55,7 +56,7 @@ class AUAlignmentLoss(nn.Module):
     def __init__(self, layers=(5,), lam: float = 9.0, random_avg_p: float = 1.0, enabled: bool = True):
         super().__init__()
         self.layers = tuple(sorted(set(int(l) for l in ((layers,) if isinstance(layers, int) else layers))))
-        if not self.layers or any(l not in (1, 2, 3, 4, 5) for l in self.layers):
+        if not self.layers or any(l not in LAYERS for l in self.layers):
             raise AucuesError(f"alignment layers must be among 1..5, got {layers!r}")
         if not lam >= 0:
             raise AucuesError(f"lambda must be >= 0, got {lam}")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from aucues.errors import AucuesError
 from aucues.train.reference_methods import ENCODER_WIDTH, ReferenceSpec, method_converter
+from aucues.preprocessing import LAYERS
 
 CONFIG_FILE = "config_model.yaml"
 WEIGHTS_FILE = "model.pt"
@@ -39,7 +40,7 @@ def _layers(value, where: str) -> tuple[int, ...]:
         out = tuple(int(str(v).strip()) for v in items if str(v).strip())
     except ValueError:
         out = ()
-    if not out or any(l not in (1, 2, 3, 4, 5) for l in out):
+    if not out or any(l not in LAYERS for l in out):
         raise AucuesError(f"{where}: align_atten_to_heatmap_layers must be layers among 1..5, got {value!r}")
     return out
 

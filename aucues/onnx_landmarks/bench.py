@@ -17,10 +17,10 @@ import numpy as np
 
 
 def compare(images: dict[str, np.ndarray], rounds: int = 10) -> dict:
-    from aucues.landmarks import FaceLandmarker
-    from aucues.onnx_landmarks.landmarker import OnnxFaceLandmarker
+    from aucues.landmarks import MediaPipeLandmarker
+    from aucues.onnx_landmarks.landmarker import OnnxLandmarker
 
-    mp, ox = FaceLandmarker(), OnnxFaceLandmarker()
+    mp, ox = MediaPipeLandmarker(), OnnxLandmarker()
     for img in images.values():  # warm-up: first calls allocate
         mp.detect(img)
         ox.detect(img)

@@ -1,4 +1,4 @@
-"""OnnxFaceLandmarker: aucues.landmarks.FaceLandmarker's pipeline on the converted ONNX models.
+"""OnnxLandmarker: aucues.landmarks.MediaPipeLandmarker's pipeline on the converted ONNX models.
 
 Same steps and constants as the MediaPipe landmarker (aucues/landmarks.py explains them): the
 full-range detector on the image and its tiles plus the short-range detector on the image, merge,
@@ -18,14 +18,14 @@ from aucues.landmarks import (CROP_SCALES, MESH_CROP, MP468_TO_IBUG68, Face, _ch
 from aucues.onnx_landmarks import detection as det
 from aucues.onnx_landmarks import roi as roi_mod
 
-MESH_MAX_FACES = 3      # as FaceLandmarker's FaceMesh(max_num_faces=3)
+MESH_MAX_FACES = 3      # as MediaPipeLandmarker's FaceMesh(max_num_faces=3)
 FACE_PRESENCE = 0.5     # the mesh's face flag threshold (MediaPipe's face landmark graph gates at 0.5)
 
 
 def _cut(box, x, y, s, h, w, tol: float = 2.0) -> bool:
-    from aucues.landmarks import FaceLandmarker
+    from aucues.landmarks import MediaPipeLandmarker
 
-    return FaceLandmarker._cut(box, x, y, s, h, w, tol)
+    return MediaPipeLandmarker._cut(box, x, y, s, h, w, tol)
 
 
 class OrtRunner:
@@ -63,7 +63,7 @@ class OrtRunner:
         self._sess = {}
 
 
-class OnnxFaceLandmarker:
+class OnnxLandmarker:
     """Every face of an RGB image with 68 landmarks, largest first; detect_many batches images."""
 
     def __init__(self, max_faces: int = 10, min_detection_score: float = 0.5, threads: int = 0,
@@ -154,7 +154,7 @@ class OnnxFaceLandmarker:
             if d < best_d[k]:
                 best[k], best_d[k] = mesh, d
         return [b if b is not None and best_d[k] < 0.5 * MESH_CROP / scale else None
-                for k, b in enumerate(best)]  # as FaceLandmarker: a mesh face far from the centre is a neighbour
+                for k, b in enumerate(best)]  # as MediaPipeLandmarker: a mesh face far from the centre is a neighbour
 
     def _points(self, images: list[np.ndarray], boxes: list[tuple[int, np.ndarray]]) -> dict[int, np.ndarray]:
         """Per index into `boxes` ((image index, box)): the 68 points, trying each crop scale in turn."""
@@ -192,7 +192,7 @@ class OnnxFaceLandmarker:
     def detect_many(self, images_rgb: list[np.ndarray]) -> list[list[Face]]:
         """detect() for several images, each network run once per stage over all of them."""
         if self._closed:
-            raise AucuesError("OnnxFaceLandmarker is closed")
+            raise AucuesError("OnnxLandmarker is closed")
         images = [_check_image(im) for im in images_rgb]
         dets = self._detect_boxes(images)
         flat = [(i, box) for i, d in enumerate(dets) for box, _ in d]
@@ -218,7 +218,7 @@ class OnnxFaceLandmarker:
             self._run.close()
         self._closed = True
 
-    def __enter__(self) -> "OnnxFaceLandmarker":
+    def __enter__(self) -> "OnnxLandmarker":
         return self
 
     def __exit__(self, *exc) -> None:

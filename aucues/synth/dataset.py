@@ -15,6 +15,7 @@ import numpy as np
 from aucues.align import AlignTemplate
 from aucues.codebook import VARIANTS
 from aucues.errors import AucuesError
+from aucues.rafdb_layout import LABEL_FILE, RAF_ALIGNED_DIR, aligned_key
 from aucues.io import atomic_write_json, atomic_write_text
 from aucues.labels import CLASS_NAMES, INDEX_TO_RAFDB, NUM_CLASSES
 from aucues.landmark_cache import LandmarkCache, remove_cache
@@ -24,8 +25,8 @@ from aucues.synth.sample import render_sample
 
 META_FORMAT = "aucues-synth/1"
 META_NAME = "synth_meta.json"
-LABELS = "basic/EmoLabel/list_patition_label.txt"
-IMAGE_DIR = "basic/Image/aligned"
+LABELS = LABEL_FILE          # the synthetic benchmark is written in RAF-DB's layout
+IMAGE_DIR = RAF_ALIGNED_DIR
 CACHE = "basic/aucues_landmarks68.sqlite"
 JPEG_QUALITY = 95
 MIN_SIZE, MAX_SIZE = 32, 1024
@@ -33,7 +34,7 @@ MIN_SIZE, MAX_SIZE = 32, 1024
 
 def image_key(name: str) -> str:
     """'train_00001.jpg' -> 'basic/Image/aligned/train_00001_aligned.jpg' (the cache key)."""
-    return f"{IMAGE_DIR}/{Path(name).stem}_aligned.jpg"
+    return aligned_key(IMAGE_DIR, name)
 
 
 def sample_name(split: str, index: int) -> str:

@@ -18,7 +18,7 @@ import pytest
 from aucues.errors import AucuesError
 from aucues.landmark_cache import LEGACY_FORMAT, LandmarkCache, cache_exists, landmark_dataset
 from aucues.landmark_codec import BLOB_SIZE, decode_many, encode
-from aucues.landmarks import Face, FaceLandmarker
+from aucues.landmarks import Face, MediaPipeLandmarker
 
 
 def _face(seed=0):
@@ -192,7 +192,7 @@ def test_landmark_dataset_resumes_after_interruption(dataset, tmp_path):
     cache_path = tmp_path / "lm.sqlite"
     calls = []
 
-    class Interrupting(FaceLandmarker):
+    class Interrupting(MediaPipeLandmarker):
         def detect(self, image):
             calls.append(1)
             if len(calls) == 3:

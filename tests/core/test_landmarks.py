@@ -1,4 +1,4 @@
-"""FaceLandmarker on real photos with real MediaPipe (no mocks)."""
+"""MediaPipeLandmarker on real photos with real MediaPipe (no mocks)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from aucues.errors import AucuesError
 from aucues.io import read_image
-from aucues.landmarks import MP468_TO_IBUG68, Face, FaceLandmarker
+from aucues.landmarks import MP468_TO_IBUG68, Face, MediaPipeLandmarker
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_facial_anatomy_order(astro_faces, six_faces):
 
 
 def test_max_faces_keeps_the_largest(lm, six_faces_path, six_faces):
-    lm2 = FaceLandmarker(max_faces=2)
+    lm2 = MediaPipeLandmarker(max_faces=2)
     try:
         two = lm2.detect(read_image(six_faces_path))
     finally:
@@ -133,7 +133,7 @@ def test_rejects_non_rgb_arrays(lm):
 
 
 def test_closed_landmarker_refuses(astronaut_path):
-    lm = FaceLandmarker()
+    lm = MediaPipeLandmarker()
     lm.close()
     lm.close()  # idempotent
     with pytest.raises(AucuesError):

@@ -14,7 +14,7 @@ from aucues.mesh_to_ibug68 import CHIN, ibug68_from_mesh, outline
 
 @pytest.fixture(scope="module")
 def astro_mesh(lm, astronaut_path):
-    """The (468, 3) mesh (image px) of the astronaut's face, as FaceLandmarker passes it on."""
+    """The (468, 3) mesh (image px) of the astronaut's face, as MediaPipeLandmarker passes it on."""
     seen = []
     original = landmarks._to_ibug68
     landmarks._to_ibug68 = lambda mesh: (seen.append(mesh.copy()), original(mesh))[1]

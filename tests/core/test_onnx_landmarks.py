@@ -1,4 +1,4 @@
-"""OnnxFaceLandmarker against real MediaPipe (the reference) on the shipped photos and test images."""
+"""OnnxLandmarker against real MediaPipe (the reference) on the shipped photos and test images."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import pytest
 from aucues.errors import AucuesError
 from aucues.io import read_image
 from aucues.onnx_landmarks import detection as det
-from aucues.onnx_landmarks.landmarker import OnnxFaceLandmarker
+from aucues.onnx_landmarks.landmarker import OnnxLandmarker
 
 REL_TOL = 0.01  # mean 68-point distance / outer-eye distance (lm36-lm45), issue 17's parity bar
 
 
 @pytest.fixture(scope="module")
 def olm():
-    with OnnxFaceLandmarker() as landmarker:
+    with OnnxLandmarker() as landmarker:
         yield landmarker
 
 
@@ -84,11 +84,11 @@ def test_no_face_and_bad_input(olm):
     with pytest.raises(AucuesError):
         olm.detect(np.zeros((64, 64), np.uint8))
     with pytest.raises(AucuesError):
-        OnnxFaceLandmarker(max_faces=0)
+        OnnxLandmarker(max_faces=0)
 
 
 def test_closed_landmarker_refuses(astronaut_path):
-    o = OnnxFaceLandmarker()
+    o = OnnxLandmarker()
     o.close()
     with pytest.raises(AucuesError):
         o.detect(read_image(astronaut_path))

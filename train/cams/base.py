@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from aucues.errors import AucuesError
+from aucues.preprocessing import LAYERS
 
 CAM_METHODS = ("cam", "gradcam", "gradcampp", "gradcampp_reference", "layercam")
 _REGISTRY: dict[str, type["BaseCAM"]] = {}
@@ -76,7 +77,7 @@ class BaseCAM:
     uses_gradients = True
 
     def __init__(self, model, layer: int = 5):
-        if layer not in (1, 2, 3, 4, 5):
+        if layer not in LAYERS:
             raise AucuesError(f"CAM layer must be among 1..5, got {layer}")
         self.model = model
         self.layer = layer

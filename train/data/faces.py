@@ -24,7 +24,7 @@ def crop_split(index: DatasetIndex, split: str, preprocess, work_dir: str | Path
     from aucues.crop import crop_face
     from aucues.errors import AucuesError
     from aucues.io import read_image, write_image
-    from aucues.landmarks import FaceLandmarker
+    from aucues.landmarks import MediaPipeLandmarker
 
     work = Path(work_dir)
     records = index.split(split)
@@ -40,7 +40,7 @@ def crop_split(index: DatasetIndex, split: str, preprocess, work_dir: str | Path
         if len(out.missing_examples) < 5:
             out.missing_examples.append(f"{r.key} ({why})")
 
-    with FaceLandmarker() as lm, _bar(progress) as bar:
+    with MediaPipeLandmarker() as lm, _bar(progress) as bar:
         task = bar.add_task(f"finding faces ({split})", total=len(records))
         for i, r in enumerate(records):
             bar.advance(task)

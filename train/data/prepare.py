@@ -3,7 +3,7 @@
 RAF-DB (docs/method.md §10): for every image of basic/EmoLabel/list_patition_label.txt, the original
 `basic/Image/original/<stem>.jpg` is cropped with `basic/Annotation/boundingbox/<stem>_boxes.txt`
 enlarged by 30% (the whole image when there is no box file), MediaPipe finds the 68 landmarks
-(FaceLandmarker, largest face), align_face warps it to size x size, and the result goes to
+(MediaPipeLandmarker, largest face), align_face warps it to size x size, and the result goes to
 `basic/Image/aucues_aligned/<stem>_aligned.jpg` (RAF-DB's own files are never touched). The landmarks
 of the ALIGNED image (the detected points moved by the same similarity transform) go to the cache
 `basic/aucues_landmarks68.sqlite`, keyed by the aligned image's path from the root.
@@ -26,10 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from aucues.errors import AucuesError
+from aucues.preprocessing import DEFAULT_IMAGE_SIZE
+from aucues.rafdb_layout import AUCUES_ALIGNED_DIR as OUT_DIR, BOX_DIR, ORIGINAL_DIR, aligned_key
 
-ORIGINAL_DIR = "basic/Image/original"
-BOX_DIR = "basic/Annotation/boundingbox"
-OUT_DIR = "basic/Image/aucues_aligned"
 # Which alignment template the crops of OUT_DIR were made with (AlignTemplate.config_fields()):
 # training copies it into the model's PreprocessConfig, so the model is served on the same crop.
 PREPARE_META = "basic/aucues_prepare.json"
@@ -65,7 +64,7 @@ def crop_box(image: np.ndarray, box: np.ndarray | None, enlarge: float = BOX_ENL
 
 
 def _stems(root: Path) -> list[str]:
-    from aucues.train.data.rafdb import LABEL_FILE, read_label_file
+    from aucues.rafdb_layout import LABEL_FILE, read_label_file
 
     labels = root / LABEL_FILE
     if labels.is_file():
@@ -127,7 +126,7 @@ def read_prepare_template(root):
         raise AucuesError(f"{meta}: not valid JSON") from None
 
 
-def prepare_rafdb(root, size: int = 224, limit: int | None = None, save_every: int = 0,
+def prepare_rafdb(root, size: int = DEFAULT_IMAGE_SIZE, limit: int | None = None, save_every: int = 0,
                   progress: bool = True, landmarker=None, template=None) -> dict:
     """Crop, landmark and align RAF-DB's originals (see the module doc). Returns counts.
     template: the AlignTemplate (default PreprocessConfig()'s); recorded in PREPARE_META. A folder
@@ -152,16 +151,16 @@ def prepare_rafdb(root, size: int = 224, limit: int | None = None, save_every: i
     template = _check_template(root, template)
     stems = _stems(root)[: limit or None]
     cache = LandmarkCache(root / RAF_CACHE)
-    key_of = {s: f"{OUT_DIR}/{s}_aligned.jpg" for s in stems}
+    key_of = {s: aligned_key(OUT_DIR, s) for s in stems}
     todo = [s for s in stems if not (key_of[s] in cache and (root / key_of[s]).exists())]
     summary = {"root": str(root), "cache": str(cache.path), "out_dir": str(root / OUT_DIR), "total": len(stems),
                "skipped": len(stems) - len(todo), "processed": 0, "faces": 0, "missing": 0, "errors": 0,
                "error_examples": []}
     own = landmarker is None
     if own:
-        from aucues.landmarks import FaceLandmarker
+        from aucues.landmarks import MediaPipeLandmarker
 
-        landmarker = FaceLandmarker(max_faces=3)
+        landmarker = MediaPipeLandmarker(max_faces=3)
     columns = (TextColumn("prepare rafdb"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
         with Progress(*columns, disable=not progress) as bar:
@@ -215,7 +214,7 @@ def prepare_landmarks(dataset: str, root, progress: bool = True, landmarker=None
     return landmark_dataset(root, root / CACHE_NAME, pattern=pattern, progress=progress, landmarker=landmarker)
 
 
-def prepare(dataset: str, root, size: int = 224, limit: int | None = None, progress: bool = True) -> dict:
+def prepare(dataset: str, root, size: int = DEFAULT_IMAGE_SIZE, limit: int | None = None, progress: bool = True) -> dict:
     if dataset == "rafdb":
         return prepare_rafdb(root, size=size, limit=limit, progress=progress)
     if dataset in ("affectnet", "folder"):

@@ -13,11 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from aucues.errors import AucuesError
-from aucues.labels import CLASS_NAMES, RAFDB_TO_INDEX
+from aucues.labels import CLASS_NAMES
+from aucues.rafdb_layout import (AUCUES_ALIGNED_DIR, LABEL_FILE, RAF_ALIGNED_DIR,  # noqa: F401 (re-exported)
+                                 aligned_key, read_label_file)
 from aucues.train.data.base import CACHE_NAME, DatasetIndex, Record, finish_index
 
-LABEL_FILE = "basic/EmoLabel/list_patition_label.txt"
-ALIGNED_DIRS = ("basic/Image/aucues_aligned", "basic/Image/aligned")
+ALIGNED_DIRS = (AUCUES_ALIGNED_DIR, RAF_ALIGNED_DIR)  # ours first: `data prepare` wrote them
 RAF_CACHE = f"basic/{CACHE_NAME}"
 
 
@@ -27,23 +28,6 @@ def image_dir(root: Path) -> str:
     if ours.is_dir() and any(ours.iterdir()):
         return ALIGNED_DIRS[0]
     return ALIGNED_DIRS[1]
-
-
-def read_label_file(path: Path) -> list[tuple[str, int]]:
-    """(file name, class index) per line; malformed lines are a one-line error with the line number."""
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        parts = line.split()
-        if not parts:
-            continue
-        try:
-            name, raf = parts[0], int(parts[1])
-            rows.append((name, RAFDB_TO_INDEX[raf]))
-        except (IndexError, ValueError, KeyError):
-            raise AucuesError(f"{path}:{n}: expected '<file>.jpg <RAF-DB id 1-7>', got {line.strip()!r}") from None
-    if not rows:
-        raise AucuesError(f"{path}: no labelled images")
-    return rows
 
 
 def read_rafdb(root: str | Path, name: str = "rafdb") -> DatasetIndex:
@@ -58,7 +42,7 @@ def read_rafdb(root: str | Path, name: str = "rafdb") -> DatasetIndex:
         split = "train" if stem.startswith("train") else "test" if stem.startswith("test") else None
         if split is None:
             continue  # neither train_* nor test_*: not part of the protocol
-        key = f"{sub}/{stem}_aligned.jpg"
+        key = aligned_key(sub, fname)
         records[split].append(Record(path=str(root / key), key=key, label=label, split=split))
     index = finish_index(name, root, CLASS_NAMES, records, root / RAF_CACHE,
                          f"none of the images listed in {LABEL_FILE} exist under {sub}/")

@@ -15,9 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aucues.errors import AucuesError
-from aucues.preprocessing import PreprocessConfig
+from aucues.preprocessing import LAYERS, PreprocessConfig
 
-LAYERS = (1, 2, 3, 4, 5)
 
 
 @dataclass

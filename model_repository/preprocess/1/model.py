@@ -35,10 +35,10 @@ class TritonPythonModel:
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         landmarker = None  # MediaPipe graphs, built once per instance
         if params.get("landmarker") == "onnx":  # the served landmark models, called by BLS
-            from aucues.onnx_landmarks.landmarker import OnnxFaceLandmarker
+            from aucues.onnx_landmarks.landmarker import OnnxLandmarker
             from aucues.serve.bls import BlsRunner
 
-            landmarker = OnnxFaceLandmarker(runner=BlsRunner(pb_utils, int(params.get("landmark_max_batch", "32"))))
+            landmarker = OnnxLandmarker(runner=BlsRunner(pb_utils, int(params.get("landmark_max_batch", "32"))))
         self.pre = Preprocessor(self.spec, landmarker)
 
     def _rows(self, request):
