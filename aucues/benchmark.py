@@ -166,3 +166,16 @@ def write_results(out_dir: str | os.PathLike, name: str, payload: dict, markdown
     atomic_write_json(out / f"{name}.json", {"machine": machine_info(), **payload})
     atomic_write_text(out / f"{name}.md", markdown)
     return {"json": str(out / f"{name}.json"), "markdown": str(out / f"{name}.md")}
+
+
+ANALYSIS_MARKER = "<!-- analysis -->"
+
+
+def write_markdown_doc(path: str | os.PathLike, generated: str) -> None:
+    """Replace a generated report in docs/ and keep the hand-written analysis below its marker."""
+    from aucues.io import atomic_write_text
+
+    doc = Path(path)
+    old = doc.read_text() if doc.exists() else ""
+    tail = old[old.index(ANALYSIS_MARKER):] if ANALYSIS_MARKER in old else ""
+    atomic_write_text(doc, generated + ("\n" + tail if tail else ""))

@@ -22,11 +22,6 @@ def add_fer_command(group: typer.Typer) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    for info in app.registered_groups:
-        if info.name == "import" and info.typer_instance is not None:
-            add_fer_command(info.typer_instance)
-            return
-    group = typer.Typer(help="Import trained models from other projects as aucues checkpoints.",
-                        no_args_is_help=True)
-    add_fer_command(group)
-    app.add_typer(group, name="import")
+    from aucues.cli.common import import_group
+
+    add_fer_command(import_group(app))

@@ -148,16 +148,14 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     report = run(args)
     out = Path(args.out)
-    from aucues.io import atomic_write_json, atomic_write_text
+    from aucues.io import atomic_write_json
 
     atomic_write_json(out / "au_effect.json", report)
     md = markdown(report)
     if args.doc:
-        doc = Path(args.doc)
-        old = doc.read_text() if doc.exists() else ""
-        marker = "<!-- analysis -->"
-        tail = old[old.index(marker):] if marker in old else ""
-        atomic_write_text(doc, md + ("\n" + tail if tail else ""))
+        from aucues.benchmark import write_markdown_doc
+
+        write_markdown_doc(args.doc, md)
     print(md)
     print(json.dumps({"deltas": report["deltas"], "step_time": report["step_time"],
                       "targets": {k: v["met"] for k, v in report["targets"].items()}}))

@@ -139,7 +139,7 @@ CAM-COS of the gradient CAMs computed on each method's model (CE only -> CE + AU
 def main(argv=None) -> int:
     sys.path.insert(0, str(HERE.parent))
     args = parse_args(argv)
-    from aucues.io import atomic_write_json, atomic_write_text
+    from aucues.io import atomic_write_json
 
     if args.render:
         report = json.loads(Path(args.render).read_text())
@@ -148,11 +148,9 @@ def main(argv=None) -> int:
         atomic_write_json(Path(args.out) / "methods.json", report)
     md = markdown(report)
     if args.doc:
-        doc = Path(args.doc)
-        old = doc.read_text() if doc.exists() else ""
-        marker = "<!-- analysis -->"
-        tail = old[old.index(marker):] if marker in old else ""
-        atomic_write_text(doc, md + ("\n" + tail if tail else ""))
+        from aucues.benchmark import write_markdown_doc
+
+        write_markdown_doc(args.doc, md)
     print(md)
     return 0
 
