@@ -15,7 +15,7 @@ from aucues.io import write_image
 from aucues.labels import INDEX_TO_RAFDB
 from aucues.landmark_cache import CACHE_NAME, LandmarkCache
 from aucues.landmarks import Face
-from aucues.preprocessing import PreprocessConfig
+from aucues.preprocessing import IMAGENET_MEAN, IMAGENET_STD, PreprocessConfig
 from aucues.train.data import (FERDataset, SkipLog, build_transform, collate, open_dataset, train_val_split)
 
 SIZE = 64
@@ -284,3 +284,26 @@ def test_prepare_rafdb_with_mediapipe(tmp_path, astronaut_path, aligned_face_pat
     assert len(idx.split("train")) == 3 and idx.n_missing == 3 and len(idx.landmarks) == 2
     again = prepare_rafdb(root, size=112, progress=False)
     assert again["processed"] == 3 and again["skipped"] == 3 and again["errors"] == 3  # bad ones retried
+
+
+def test_random_erasing_fills_random_values_before_normalisation():
+    """§9: erased boxes hold random values on the [0, 1] image, then the whole image is normalised,
+    so inside a box the values spread like N(0, 1) / std (~4.4), not N(0, 1) as erasing after
+    normalisation would give."""
+    from torchvision.transforms import v2
+
+    from aucues.preprocessing import PreprocessConfig
+    from aucues.train.data.transforms import TrainTransform
+
+    torch.manual_seed(0)
+    t = TrainTransform(PreprocessConfig(image_size=64))
+    t.geometric = lambda img, m: (img, m)          # only the erasing varies
+    t.photometric = v2.Identity()
+    t.erase = v2.RandomErasing(p=1.0, scale=(0.3, 0.3), ratio=(1.0, 1.0), value="random")
+    gray = np.full((64, 64, 3), 128, np.uint8)
+    img, _ = t(gray, np.zeros((64, 64), np.float32))
+    plain = (128 / 255 - np.asarray(IMAGENET_MEAN)) / np.asarray(IMAGENET_STD)
+    erased = (img - torch.tensor(plain, dtype=torch.float32)[:, None, None]).abs().amax(0) > 1e-4
+    assert 0.2 < erased.float().mean() < 0.4
+    assert float(img[:, erased].std()) > 3.0
+

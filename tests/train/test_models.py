@@ -180,3 +180,13 @@ def test_self_attention_reports_gated_features():
         g = gated.forward_intermediates(x, (4,))[4]
     assert torch.allclose(g, f * f.mean(1, keepdim=True), atol=1e-5)
     assert not torch.allclose(g, f)
+
+
+def test_resnet_cam_head_is_xavier_with_zero_bias():
+    from aucues.train.models import ModelConfig, build_model
+
+    model = build_model(ModelConfig(backbone="resnet18", weights="random"))
+    w, b = model.head.weight, model.head.bias
+    bound = (6.0 / (w.shape[0] + w.shape[1])) ** 0.5   # xavier_uniform's limit
+    assert float(b.abs().max()) == 0.0
+    assert float(w.abs().max()) <= bound and float(w.abs().max()) > 0.9 * bound

@@ -43,8 +43,9 @@ class EvalTransform:
         # a grayscale model (channels 1) gets the luma of the (augmented) RGB image, normalised with
         # mean[0]/std[0] as PreprocessConfig.normalize does at serving time
         gray = [v2.Grayscale(num_output_channels=1)] if c == 1 else []
-        self.to_float = v2.Compose([*gray, v2.ToDtype(torch.float32, scale=True),
-                                    v2.Normalize(list(preprocess.mean[:c]), list(preprocess.std[:c]))])
+        self.to_unit = v2.Compose([*gray, v2.ToDtype(torch.float32, scale=True)])   # [0, 1] floats
+        self.normalize = v2.Normalize(list(preprocess.mean[:c]), list(preprocess.std[:c]))
+        self.to_float = v2.Compose([self.to_unit, self.normalize])
 
     def __call__(self, image: np.ndarray, amap: np.ndarray, map_is_final: bool = False):
         img, m = _to_tensors(image, amap)
@@ -68,7 +69,10 @@ class TrainTransform(EvalTransform):
         big = int(round(s * RESIZE_RATIO))
         self.geometric = v2.Compose([
             v2.Resize((big, big), antialias=True),
-            v2.RandomApply([v2.RandomRotation(ROTATION_DEG)], p=ROTATION_P),
+            # §9 rotates the image bicubically (PIL); torchvision's tensor kernels offer nearest and
+            # bilinear only, and bilinear is the closer one. The map (a Mask) is always nearest.
+            v2.RandomApply([v2.RandomRotation(ROTATION_DEG, interpolation=v2.InterpolationMode.BILINEAR)],
+                           p=ROTATION_P),
             v2.RandomResizedCrop(s, scale=CROP_SCALE, ratio=(1.0, 1.0), antialias=True),
             v2.RandomHorizontalFlip(HFLIP_P),
         ])
@@ -76,12 +80,13 @@ class TrainTransform(EvalTransform):
             v2.RandomGrayscale(GRAY_P),
             v2.RandomApply([v2.ColorJitter(*JITTER)], p=JITTER_P),
         ])
-        self.erase = v2.RandomErasing(p=ERASE_P)
+        # §9: erased boxes are filled with random values BEFORE normalisation (on the [0, 1] image)
+        self.erase = v2.RandomErasing(p=ERASE_P, value="random")
 
     def __call__(self, image: np.ndarray, amap: np.ndarray, map_is_final: bool = False):
         img, m = _to_tensors(image, amap)
         img, m = self.geometric(img, m)
-        img = self.erase(self.to_float(self.photometric(img)))
+        img = self.normalize(self.erase(self.to_unit(self.photometric(img))))
         return img.as_subclass(torch.Tensor).contiguous(), m[0].clamp(0, 1).as_subclass(torch.Tensor).contiguous()
 
 

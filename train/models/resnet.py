@@ -43,6 +43,9 @@ class ResNetFER(FERModel):
         net.fc = nn.Identity()  # replaced by the CAM head; no parameters left under backbone.fc
         self.backbone = net
         self.head = nn.Linear(width, config.num_classes)
+        # §9: the CAM head is Xavier-initialised with a zero bias (not nn.Linear's default)
+        nn.init.xavier_uniform_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
         self._load_weights(arch, config.weights)
 
     def _stage(self, layer: int, h: Tensor) -> Tensor:
