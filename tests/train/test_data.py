@@ -307,3 +307,26 @@ def test_random_erasing_fills_random_values_before_normalisation():
     assert 0.2 < erased.float().mean() < 0.4
     assert float(img[:, erased].std()) > 3.0
 
+
+
+def test_prepare_picks_the_face_nearest_the_annotation_box():
+    from aucues.train.data.prepare import nearest_face
+
+    big_bystander = Face(box=np.array([0, 0, 60, 60], np.float32), points=np.zeros((68, 2), np.float32), score=0.9)
+    central = Face(box=np.array([45, 45, 75, 75], np.float32), points=np.zeros((68, 2), np.float32), score=0.9)
+    assert nearest_face([big_bystander, central], (120, 120, 3)) == 1   # largest-first order, centre wins
+
+
+def test_prepare_aligns_the_original_photo_and_falls_back_to_the_plain_box():
+    """§10: the warp takes pixels from the whole photo (not the enlarged crop, whose outside is
+    black), and without a face the un-enlarged box is resized."""
+    from aucues.train.data.prepare import align_from_original, crop_box, fallback_crop
+
+    photo = np.full((400, 400, 3), 200, np.uint8)
+    box = np.array([180, 180, 220, 220], np.float64)      # a small box: the 1.3x crop is 52 px
+    pts = template_points(224).astype(np.float64) * (52 / 224)  # a face filling the crop
+    via_crop = align_from_original(photo, box, pts, 64, PreprocessConfig().template)
+    assert via_crop.image.min() == 200                      # no black border from the crop
+    assert crop_box(photo, box).shape[:2] == (52, 52)
+    fb = fallback_crop(photo, box, 48)
+    assert fb.shape == (48, 48, 3) and fb.min() == 200

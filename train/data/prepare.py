@@ -3,13 +3,14 @@
 RAF-DB (docs/method.md §10): for every image of basic/EmoLabel/list_patition_label.txt, the original
 `basic/Image/original/<stem>.jpg` is cropped with `basic/Annotation/boundingbox/<stem>_boxes.txt`
 enlarged by 30% (the whole image when there is no box file), MediaPipe finds the 68 landmarks
-(MediaPipeLandmarker, largest face), align_face warps it to size x size, and the result goes to
+(MediaPipeLandmarker; the face nearest the annotation box), align_face warps the ORIGINAL photo to
+size x size with the model's template, and the result goes to
 `basic/Image/aucues_aligned/<stem>_aligned.jpg` (RAF-DB's own files are never touched). The landmarks
 of the ALIGNED image (the detected points moved by the same similarity transform) go to the cache
 `basic/aucues_landmarks68.sqlite`, keyed by the aligned image's path from the root.
 
-No face: the enlarged crop resized to size x size is written (as the reference code falls back to
-the crop) and the cache records null (CE only for that image). An unreadable original is recorded
+No face: the un-enlarged box crop resized to size x size with Lanczos is written (as the reference
+code falls back to the box crop) and the cache records null (CE only for that image). An unreadable original is recorded
 as null and counted; no aligned image is written for it. Resumable: images whose key is in the
 cache and whose aligned file exists are skipped; every image is committed to the cache as it is done
 (`save_every` is accepted for old callers and ignored). A bad image (unreadable, too small for the
@@ -48,19 +49,49 @@ def read_box(path: Path) -> np.ndarray | None:
     return np.array(vals, np.float64)
 
 
+def _box_origin(box: np.ndarray, enlarge: float) -> tuple[int, int, int, int]:
+    """(x0, y0, width, height) of the box grown `enlarge` times about its centre, in whole pixels."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    w, h = (box[2] - box[0]) * enlarge, (box[3] - box[1]) * enlarge
+    return int(round(cx - w / 2)), int(round(cy - h / 2)), max(int(round(w)), 1), max(int(round(h)), 1)
+
+
 def crop_box(image: np.ndarray, box: np.ndarray | None, enlarge: float = BOX_ENLARGE) -> np.ndarray:
     """The box grown `enlarge` times about its centre; parts outside the image are black."""
     import cv2
 
     if box is None:
         return image
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    w, h = (box[2] - box[0]) * enlarge, (box[3] - box[1]) * enlarge
-    x0, y0 = int(round(cx - w / 2)), int(round(cy - h / 2))
-    out_w, out_h = max(int(round(w)), 1), max(int(round(h)), 1)
+    x0, y0, out_w, out_h = _box_origin(box, enlarge)
     m = np.array([[1, 0, -x0], [0, 1, -y0]], np.float64)
     return cv2.warpAffine(image, m, (out_w, out_h), flags=cv2.INTER_NEAREST,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+
+
+def nearest_face(faces: list, crop_shape) -> int:
+    """Index of the detection whose box centre is nearest the crop's centre, i.e. nearest RAF-DB's
+    annotation box (the crop is centred on it): the reference's choice (docs/method.md §10), not the
+    largest face, which can be a bystander's."""
+    c = np.array([crop_shape[1] / 2, crop_shape[0] / 2])
+    d = [float(np.hypot(*((f.box[:2] + f.box[2:]) / 2 - c))) for f in faces]
+    return int(np.argmin(d))
+
+
+def align_from_original(image: np.ndarray, box: np.ndarray | None, crop_points: np.ndarray, size: int, template):
+    """§10 warps the ORIGINAL image: landmarks found on the enlarged crop are moved back to the
+    photo's frame, so the aligned face has real pixels wherever the photo has them."""
+    from aucues.align import align_face
+
+    offset = np.zeros(2) if box is None else np.array(_box_origin(box, BOX_ENLARGE)[:2], np.float64)
+    return align_face(image, np.asarray(crop_points, np.float64) + offset, size, template)
+
+
+def fallback_crop(image: np.ndarray, box: np.ndarray | None, size: int) -> np.ndarray:
+    """No face found: the un-enlarged annotation box (the whole photo without one) resized with
+    Lanczos, as the reference does (§10); such images get the classification loss only."""
+    import cv2
+
+    return cv2.resize(crop_box(image, box, enlarge=1.0), (size, size), interpolation=cv2.INTER_LANCZOS4)
 
 
 def _stems(root: Path) -> list[str]:
@@ -134,7 +165,6 @@ def prepare_rafdb(root, size: int = DEFAULT_IMAGE_SIZE, limit: int | None = None
     import cv2
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from aucues.align import align_face
     from aucues.io import read_image, write_image
     from aucues.landmark_cache import LandmarkCache
     from aucues.landmarks import Face
@@ -169,15 +199,17 @@ def prepare_rafdb(root, size: int = DEFAULT_IMAGE_SIZE, limit: int | None = None
                 key = key_of[stem]
                 try:
                     image = read_image(_original(root, stem))
-                    crop = crop_box(image, read_box(root / BOX_DIR / f"{stem}_boxes.txt"))
+                    raf_box = read_box(root / BOX_DIR / f"{stem}_boxes.txt")
+                    crop = crop_box(image, raf_box)
                     faces = landmarker.detect(crop)
                     if faces:
-                        al = align_face(crop, faces[0].points, size, template)
+                        best = faces[nearest_face(faces, crop.shape)]
+                        al = align_from_original(image, raf_box, best.points, size, template)
                         pts = al.points.astype(np.float32)
                         box = np.r_[pts.min(0), pts.max(0)].astype(np.float32)
-                        out_image, face = al.image, Face(box=box, points=pts, score=float(faces[0].score))
+                        out_image, face = al.image, Face(box=box, points=pts, score=float(best.score))
                     else:
-                        out_image, face = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), None
+                        out_image, face = fallback_crop(image, raf_box, size), None
                 except (AucuesError, RuntimeError, ValueError, cv2.error) as e:
                     # A bad image (missing, undecodable, too small for the detector, an absurd box, a
                     # MediaPipe failure) is skipped, counted and reported, never fatal: recorded as no
