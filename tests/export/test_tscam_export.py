@@ -15,7 +15,7 @@ SIZE = 64
 
 
 @pytest.mark.slow  # ~20 s: DeiT-S export + ONNX Runtime verification on 2 shared cores
-def def test_tscam_exports_verified_and_postprocesses(tmp_path):
+def test_tscam_exports_verified_and_postprocesses(tmp_path):
     import onnx
     import onnxruntime as ort
 
