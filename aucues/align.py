@@ -145,25 +145,38 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return (p @ m[:, :2].T + m[:, 2]).astype(np.float32)
 
 
-def align_face(image_rgb, points68, size: int = DEFAULT_IMAGE_SIZE, template: AlignTemplate = REFERENCE_TEMPLATE) -> AlignedFace:
-    """Warp the face to a size x size crop with the 5-point template; landmarks move with it.
-    Pass the model's template (`PreprocessConfig.template`): the default is only the default."""
-    import cv2
-
+def check_crop_input(image_rgb, size, what: str = "alignment") -> tuple[np.ndarray, int]:
+    """An RGB uint8 HxWx3 image and an output side >= 16 px, or a one-line error."""
     image = np.asarray(image_rgb)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise AucuesError(f"expected an RGB uint8 HxWx3 image, got {image.dtype} {image.shape}")
     size = int(size)
     if size < 16:
-        raise AucuesError(f"alignment size must be >= 16 px, got {size}")
+        raise AucuesError(f"{what} size must be >= 16 px, got {size}")
+    return image, size
+
+
+def warp_face(image: np.ndarray, points68, m: np.ndarray, size: int, border: str = "black") -> AlignedFace:
+    """Warp by the (2, 3) similarity `m` to a size x size crop; landmarks move with it. Shrinking a
+    large face uses INTER_AREA (no aliasing), else bilinear. Outside the photo: black, or the edge
+    pixels repeated (border="replicate")."""
+    import cv2
+
+    interp = cv2.INTER_AREA if np.sqrt(abs(np.linalg.det(m[:, :2]))) < 1 else cv2.INTER_LINEAR
+    mode = dict(borderMode=cv2.BORDER_REPLICATE) if border == "replicate" else \
+        dict(borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    crop = cv2.warpAffine(np.ascontiguousarray(image), m, (size, size), flags=interp, **mode)
+    return AlignedFace(image=crop, points=transform_points(points68, m), matrix=m.astype(np.float32))
+
+
+def align_face(image_rgb, points68, size: int = DEFAULT_IMAGE_SIZE, template: AlignTemplate = REFERENCE_TEMPLATE) -> AlignedFace:
+    """Warp the face to a size x size crop with the 5-point template; landmarks move with it.
+    Pass the model's template (`PreprocessConfig.template`): the default is only the default."""
+    image, size = check_crop_input(image_rgb, size)
     p = _points68(points68)
     if not np.isfinite(p).all():
         raise AucuesError("cannot align: landmarks are missing (NaN/inf)")
     if not isinstance(template, AlignTemplate):
         raise AucuesError(f"template must be an AlignTemplate, got {type(template).__name__}")
     m = similarity(five_points(p), template.scaled(size), level_eyes=template.level_eyes)
-    # Shrinking a large face: INTER_AREA avoids aliasing; otherwise bilinear. Outside the photo is black.
-    interp = cv2.INTER_AREA if np.sqrt(abs(np.linalg.det(m[:, :2]))) < 1 else cv2.INTER_LINEAR
-    crop = cv2.warpAffine(np.ascontiguousarray(image), m, (size, size), flags=interp,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-    return AlignedFace(image=crop, points=transform_points(p, m), matrix=m.astype(np.float32))
+    return warp_face(image, p, m, size)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aucues.align import AlignedFace, align_face, transform_points
+from aucues.align import AlignedFace, align_face, check_crop_input, warp_face
 from aucues.errors import AucuesError
 
 BOX_FOREHEAD = 0.2
@@ -45,22 +45,12 @@ def face_box(points68) -> tuple[float, float, float]:
 
 def box_crop(image_rgb, points68, size: int) -> AlignedFace:
     """The upright square face box resized to size x size; landmarks move with it."""
-    import cv2
-
-    image = np.asarray(image_rgb)
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise AucuesError(f"expected an RGB uint8 HxWx3 image, got {image.dtype} {image.shape}")
-    size = int(size)
-    if size < 16:
-        raise AucuesError(f"crop size must be >= 16 px, got {size}")
+    image, size = check_crop_input(image_rgb, size, "crop")
     cx, cy, side = face_box(points68)
     s = size / side
     m = np.array([[s, 0.0, size / 2 - s * cx], [0.0, s, size / 2 - s * cy]])
-    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
     # Outside the photo: the edge pixels repeated (fer pads with a flat grey; FER2013 has no black bars)
-    crop = cv2.warpAffine(np.ascontiguousarray(image), m, (size, size), flags=interp,
-                          borderMode=cv2.BORDER_REPLICATE)
-    return AlignedFace(image=crop, points=transform_points(points68, m), matrix=m.astype(np.float32))
+    return warp_face(image, points68, m, size, border="replicate")
 
 
 def crop_face(image_rgb, points68, preprocess) -> AlignedFace:
