@@ -186,7 +186,7 @@ def test_resnet_cam_head_is_xavier_with_zero_bias():
     from aucues.train.models import ModelConfig, build_model
 
     model = build_model(ModelConfig(backbone="resnet18", weights="random"))
-    w, b = model.head.weight, model.head.bias
+    w, b = model.head.weight.detach(), model.head.bias.detach()
     bound = (6.0 / (w.shape[0] + w.shape[1])) ** 0.5   # xavier_uniform's limit
     assert float(b.abs().max()) == 0.0
     assert float(w.abs().max()) <= bound and float(w.abs().max()) > 0.9 * bound
