@@ -33,7 +33,7 @@ class TrainConfig:
     num_workers: int = 2
     augment: bool = True                 # §9 train augmentation (off: eval transform for train too)
     # model
-    backbone: str = "resnet50"
+    backbone: str | None = None          # None: the method's own architecture (tscam, apvit), else resnet50
     large_maps: bool = True              # §5: layer3/layer4 stride 1 (dilated)
     weights: str | None = None           # local pretrained weights file (nothing downloads)
     init: str | None = None              # start from this aucues checkpoint (train/init_from.py)
@@ -114,9 +114,15 @@ class TrainConfig:
             bad("device", f"must be one of {', '.join(DEVICES)}")
         if self.stop_after_epoch is not None and self.stop_after_epoch < 1:
             bad("stop_after_epoch", "must be >= 1")
+        from aucues.train.methods import get_method, resolve_options
+
+        pinned = get_method(self.method).architecture
+        if self.backbone is None:
+            self.backbone = pinned or "resnet50"
         if not self.backbone:
             bad("backbone", "must be a backbone name")
-        from aucues.train.methods import resolve_options
+        if pinned and self.backbone != pinned:
+            bad("backbone", f"is fixed by method {self.method}: it is the {pinned} architecture (drop --backbone)")
 
         self.method_options = resolve_options(self.method, self.method_options, self.backbone)
         return self

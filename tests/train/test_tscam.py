@@ -103,3 +103,15 @@ def test_bad_use_is_one_line(tmp_path):
         resolve_options("wildcat", {}, "tscam")
     with pytest.raises(AucuesError, match="tscam takes 64x64 inputs"):
         build().eval()(torch.randn(1, 3, 32, 32))
+
+
+def test_method_tscam_pins_its_backbone():
+    from aucues.train.config import TrainConfig
+
+    cfg = TrainConfig(method="tscam").validate()
+    assert cfg.backbone == "tscam" and cfg.method == "tscam"
+    assert TrainConfig().validate().backbone == "resnet50"  # no method architecture: the paper's ResNet50
+    with pytest.raises(AucuesError, match="fixed by method tscam"):
+        TrainConfig(method="tscam", backbone="resnet18").validate()
+    with pytest.raises(AucuesError, match="method wildcat needs a ResNet backbone"):
+        TrainConfig(method="wildcat", backbone="tscam").validate()

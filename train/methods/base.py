@@ -73,6 +73,9 @@ class Method:
     options: dict[str, Opt] = {}
     backbones: tuple[str, ...] | None = None  # None: every backbone; else the names it supports
     head_keys: str = "WGAP"                   # what the released checkpoints hold (docs/method.md §11)
+    # a method that is a whole architecture (TS-CAM, APViT: encoder and CAM tied together) names its
+    # backbone here; `--method tscam` then builds that backbone and trains it plainly
+    architecture: str | None = None
 
     def build_head(self, in_channels: int, num_classes: int, opts: dict):
         """-> an nn.Module with forward(features, labels=None) -> (logits, cam, aux), or None for WGAP."""
@@ -122,7 +125,8 @@ def resolve_options(name: str, options: dict | None, backbone: str) -> dict:
     """Validated, complete options of method `name` on `backbone` (one-line AucuesError otherwise)."""
     method = get_method(name)
     if method.backbones is not None and backbone not in method.backbones:
-        raise AucuesError(f"method {name} needs a ResNet backbone ({', '.join(method.backbones)}), got {backbone!r}")
+        kind = "a ResNet backbone" if set(method.backbones) <= set(RESNETS) else "the backbone"
+        raise AucuesError(f"method {name} needs {kind} ({', '.join(method.backbones)}), got {backbone!r}")
     if options is None:
         options = {}
     if not isinstance(options, dict):
