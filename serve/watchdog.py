@@ -89,7 +89,7 @@ class StubWatchdog(threading.Thread):
             self.join(5)
 
     # -- the model-repository API, with the launcher's admin key ---------------------------------
-    def _post(self, path: str, timeout: float = RELOAD_TIMEOUT_S) -> None:
+    def _post(self, path: str, timeout: float = RELOAD_TIMEOUT_S) -> bytes:
         from aucues.serve.tritonserver import ADMIN_HEADER
 
         req = urllib.request.Request(f"http://{self.server.http_url}{path}", data=b"{}", method="POST",
@@ -97,7 +97,7 @@ class StubWatchdog(threading.Thread):
                                               "Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
-                r.read()
+                return r.read()
         except urllib.error.HTTPError as e:
             body = e.read().decode(errors="replace")
             try:
@@ -113,6 +113,14 @@ class StubWatchdog(threading.Thread):
                 return r.status == 200
         except (urllib.error.URLError, OSError):
             return False
+
+    def ready_models(self) -> set[str]:
+        """Names of the models the repository index says are READY (empty if the index cannot be read)."""
+        try:
+            index = json.loads(self._post("/v2/repository/index", timeout=10) or b"[]")
+        except (RuntimeError, OSError, ValueError):
+            return set()
+        return {m["name"] for m in index if isinstance(m, dict) and m.get("state") == "READY"}
 
     def reload(self, model: str) -> None:
         """Unload then load `model`: Triton stops its remaining stubs and starts fresh ones; the
@@ -151,12 +159,20 @@ class StubWatchdog(threading.Thread):
         ev = StubEvent(model=model, pid=pid, died_at=time.monotonic())
         self.events.append(ev)
         self.log(f"the stub of model '{model}' (pid {pid}) died; reloading it (not ready until it is back)")
+        # Triton unloads the ensembles built on `model` with it and loads them back after it, so
+        # "back" means every model that was READY before the reload is READY again, not just `model`
+        # (measured: the ensemble turned ready a moment after its composing model).
+        expected = self.ready_models() | {model}
         try:
             self.reload(model)
             deadline = time.monotonic() + RELOAD_TIMEOUT_S
-            while not self._model_ready(model) and time.monotonic() < deadline and not self._halt.is_set():
+
+            def back() -> bool:
+                return all(self._model_ready(m) for m in sorted(expected))
+
+            while not back() and time.monotonic() < deadline and not self._halt.is_set():
                 time.sleep(0.1)
-            if self._model_ready(model):
+            if back():
                 ev.ready_after_s = time.monotonic() - ev.died_at
                 self.log(f"model '{model}' reloaded; ready again after {ev.ready_after_s:.1f} s")
             else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -18,10 +19,18 @@ from aucues.errors import AucuesError
 READY_WITHIN_S = 30.0   # kill -> model ready again (measured 4.5-9.1 s on the loaded 2-core machine)
 
 
-def _ready(url: str, path: str) -> bool:
+def _ready(url: str, path: str) -> bool | None:
+    """True/False as the server answers; None when the probe itself timed out (a loaded 2-core
+    machine), which says nothing about readiness and is left out of the judgement."""
     try:
-        with urllib.request.urlopen(f"http://{url}{path}", timeout=2) as r:
+        with urllib.request.urlopen(f"http://{url}{path}", timeout=5) as r:
             return r.status == 200
+    except urllib.error.HTTPError:
+        return False
+    except urllib.error.URLError as e:
+        return None if isinstance(e.reason, TimeoutError) else False
+    except TimeoutError:
+        return None
     except OSError:
         return False
 
@@ -97,7 +106,10 @@ def test_killed_stub_is_reloaded_and_readiness_tells(repository, astronaut_bytes
     assert window <= ready_s + 0.5, (window, ready_s, [m for _, ok, m in results if not ok][:3])
     assert after and all(after), [m for t, ok, m in results if t > t_back + 0.5 and not ok][:3]
     # readiness: not ready at some point between the kill and the reload, ready before and after
-    during = [(s, m) for t, s, m in readiness if t_kill < t < t_back - 0.2]
+    answered = [(t, s, m) for t, s, m in readiness if s is not None and m is not None]
+    during = [(s, m) for t, s, m in answered if t_kill < t < t_back - 0.2]
     assert any(not s and not m for s, m in during), "readiness never said not ready during the reload"
-    assert all(s and m for t, s, m in readiness if t < t_kill)
-    assert all(s and m for t, s, m in readiness if t > t_back + 0.5)
+    assert all(s and m for t, s, m in answered if t < t_kill)
+    probes_after = [(round(t - t_back, 2), s, m) for t, s, m in answered if t > t_back + 0.5]
+    assert probes_after and all(s and m for _, s, m in probes_after), \
+        [p for p in probes_after if not (p[1] and p[2])][:5]
