@@ -6,6 +6,11 @@ image path relative to the dataset root with forward slashes, face = a 226-byte 
 landmarked again, so an interrupted run resumes. Every set() is its own transaction in WAL mode: a
 kill -9 loses at most the item being written, and nothing is rewritten whole.
 
+The meta table records the points' `source` (aucues.landmarks.MESH68_SOURCE for MediaPipe and its ONNX
+twin, another string for synthetic ground truth): resuming into a cache made by another source (an
+older 468 -> 68 mapping, or none recorded) is refused unless the caller asks to refresh it, so one
+dataset never holds two definitions of the 68 points.
+
 The old JSON cache (`aucues_landmarks68.json`, format aucues-landmarks/1) is still read: a cache path
 `X.json` or `X.sqlite` names the store `X.sqlite`; while that does not exist, `X.json` is read instead
 and the first write imports it into a new `X.sqlite` (the JSON file is left as it was).
@@ -186,6 +191,49 @@ class LandmarkCache:
             self._wal = True
         return self._db
 
+    # -- provenance -------------------------------------------------------------------------------
+    @property
+    def source(self) -> str | None:
+        """What made the points (meta row 'source'); None: not recorded (an older aucues, or JSON)."""
+        if self._db is None:
+            return None
+        try:
+            row = self._db.execute("SELECT value FROM meta WHERE name='source'").fetchone()
+        except sqlite3.Error as e:
+            raise _db_error(self.path, e) from None
+        return row[0] if row else None
+
+    def set_source(self, source: str) -> None:
+        try:
+            with self._writable() as db:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('source', ?)", (str(source),))
+        except sqlite3.Error as e:
+            raise _db_error(self.path, e) from None
+
+    def adopt_source(self, source: str | None, refresh: bool = False) -> bool:
+        """Before a landmarker made by `source` adds to this cache: True if the cache already holds
+        entries of another (or an unrecorded) source and `refresh` cleared them (everything is to
+        be done again); raises a one-line AucuesError when they differ and `refresh` is False.
+        An empty cache, or the same source, just records `source` (None: an anonymous landmarker,
+        nothing checked)."""
+        if source is None:
+            return False
+        stale = len(self) > 0 and self.source != source
+        if stale and not refresh:
+            raise AucuesError(f"{self.path}: its {len(self)} entries were made by {describe_source(self.source)}, "
+                              f"not {source}; one dataset must not mix two definitions of the 68 points: "
+                              f"run again with --refresh to landmark every image anew (or choose another cache)")
+        try:
+            with self._writable() as db:
+                if stale:  # one transaction: a kill leaves the old cache or an empty new-source one
+                    db.execute("DELETE FROM items")
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('source', ?)", (str(source),))
+        except sqlite3.Error as e:
+            raise _db_error(self.path, e) from None
+        if stale:
+            self._key_set = set()
+        return stale
+
     # -- mapping API ------------------------------------------------------------------------------
     def __contains__(self, key) -> bool:
         return _key(key) in self._keys
@@ -324,9 +372,21 @@ def list_images(root, extensions=IMAGE_EXTENSIONS, pattern: str | None = None) -
     return scan_images(root, extensions, pattern)[0]
 
 
+def describe_source(source: str | None) -> str:
+    """A reader's words for a cache's recorded source (None: not recorded)."""
+    from aucues.landmarks import MESH68_SOURCE
+
+    if source is None:
+        return ("an unrecorded source (an aucues before 2026-12-03: MediaPipe points there follow the older "
+                "468 -> 68 mapping, without the pose-aware jaw, brow and lid resampling)")
+    if source != MESH68_SOURCE and source.split("/")[0] == MESH68_SOURCE.split("/")[0]:
+        return f"{source} (another version of the 468 -> 68 mapping than today's {MESH68_SOURCE})"
+    return source
+
+
 def landmark_dataset(root, cache_path, extensions=IMAGE_EXTENSIONS, pattern: str | None = None,
                      save_every: int = 0, progress: bool = True, landmarker=None,
-                     max_faces: int = 10, min_detection_score: float = 0.5) -> dict:
+                     max_faces: int = 10, min_detection_score: float = 0.5, refresh: bool = False) -> dict:
     """Landmark every image under `root` into the cache at `cache_path`; the largest face is kept.
 
     Resumable: keys already in the cache are skipped. An unreadable image (undecodable, dangling
@@ -334,7 +394,8 @@ def landmark_dataset(root, cache_path, extensions=IMAGE_EXTENSIONS, pattern: str
     never raised. Every image is committed as it is done, so a kill loses at most the current one
     (`save_every` is accepted for old callers and ignored). Returns counts: total, skipped (already
     cached), processed (this run), faces, missing (no face), errors (unreadable), ignored (files
-    that are not images), error_examples, and cache (the store's path).
+    that are not images), error_examples, refreshed (entries of another source cleared, see
+    LandmarkCache.adopt_source; without `refresh` such a cache is refused), and cache (the store's path).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -343,13 +404,26 @@ def landmark_dataset(root, cache_path, extensions=IMAGE_EXTENSIONS, pattern: str
 
     root = Path(root)
     keys, ignored = scan_images(root, extensions, pattern)
-    cache = LandmarkCache(cache_path)
-    todo = [k for k in keys if k not in cache]
-    summary = {"root": str(root), "cache": str(cache.path), "total": len(keys), "skipped": len(keys) - len(todo),
-               "processed": 0, "faces": 0, "missing": 0, "errors": 0, "ignored": ignored, "error_examples": []}
     # landmarker: None (MediaPipe), a kind name (aucues.landmarks.LANDMARKERS) or a landmarker object
     own = landmarker is None or isinstance(landmarker, str)
-    lm = make_landmarker(landmarker or "mediapipe", max_faces, min_detection_score) if own else landmarker
+    cache = LandmarkCache(cache_path)
+    try:
+        lm = make_landmarker(landmarker or "mediapipe", max_faces, min_detection_score) if own else landmarker
+    except BaseException:
+        cache.close()
+        raise
+    try:
+        n_before = len(cache)
+        refreshed = n_before if cache.adopt_source(getattr(lm, "source", None), refresh) else 0
+    except BaseException:
+        cache.close()
+        if own:
+            lm.close()
+        raise
+    todo = [k for k in keys if k not in cache]
+    summary = {"root": str(root), "cache": str(cache.path), "total": len(keys), "skipped": len(keys) - len(todo),
+               "processed": 0, "faces": 0, "missing": 0, "errors": 0, "ignored": ignored, "error_examples": [],
+               "refreshed": refreshed}
     columns = (TextColumn("landmarks"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
         with Progress(*columns, disable=not progress, transient=False) as bar:

@@ -155,8 +155,16 @@ def _to_ibug68(mesh: np.ndarray) -> np.ndarray:
     return mesh[list(MP468_TO_IBUG68), :2]
 
 
+# What made a set of 68 points: recorded in landmark caches, so that points from an older 468 -> 68
+# mapping (before the pose-aware jaw, brow and lid resampling of aucues.mesh_to_ibug68) or from
+# another landmarker are never mixed silently with today's. Bump the /N when the mapping changes.
+MESH68_SOURCE = "mediapipe-face-mesh -> ibug68/2"
+
+
 class MediaPipeLandmarker:
     """Every face of an RGB image with 68 landmarks, largest first. Reusable; close() when done."""
+
+    source = MESH68_SOURCE
 
     def __init__(self, max_faces: int = 10, min_detection_score: float = 0.5):
         try:

@@ -19,6 +19,8 @@ def prepare_cmd(
     size: int = typer.Option(224, "--size", help="Side of the aligned faces (rafdb)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N images (rafdb)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    refresh: bool = typer.Option(False, "--refresh", help="Landmark every image again when the cache was made "
+                                 "by another landmark source (e.g. an older 468 -> 68 mapping)."),
 ) -> None:
     """Prepare a dataset for training: aligned faces and their 68-point landmark cache."""
     from aucues.errors import AucuesError
@@ -27,7 +29,10 @@ def prepare_cmd(
 
     if limit is not None and limit < 1:
         raise AucuesError(f"--limit must be >= 1, got {limit}")
-    s = prepare(dataset, root, size=size, limit=limit, progress=not quiet)
+    s = prepare(dataset, root, size=size, limit=limit, progress=not quiet, refresh=refresh)
+    if s.get("refreshed"):
+        console.print(f"cleared {s['refreshed']} cached entries of another landmark source; all redone",
+                      highlight=False)
     console.print(f"{dataset} at {root}: {s['total']} images, {s['processed']} processed now, "
                   f"{s['skipped']} already done; faces {s['faces']}, no face {s['missing']}, "
                   f"bad images skipped {s['errors']}"

@@ -72,12 +72,12 @@ def _table(path: str, faces):
 
 
 def _run_batch(batch: Path, cache: Optional[Path], as_json: bool, max_faces: int, min_score: float,
-               landmarker: str = "mediapipe") -> None:
+               landmarker: str = "mediapipe", refresh: bool = False) -> None:
     from aucues.landmark_cache import landmark_dataset
 
     cache = cache or batch / DEFAULT_CACHE_NAME
     summary = landmark_dataset(batch, cache, progress=not as_json, max_faces=max_faces,
-                               min_detection_score=min_score, landmarker=landmarker)
+                               min_detection_score=min_score, landmarker=landmarker, refresh=refresh)
     if as_json:
         print(json.dumps(summary, indent=1))
         return
@@ -85,7 +85,9 @@ def _run_batch(batch: Path, cache: Optional[Path], as_json: bool, max_faces: int
                   f"({summary['faces']} with a face, {summary['missing']} without, {summary['errors']} unreadable), "
                   f"{summary['skipped']} already cached"
                   + (f", {summary['ignored']} other files ignored" if summary["ignored"] else "")
-                  + f" -> {summary['cache']}", highlight=False, soft_wrap=True)
+                  + f" -> {summary['cache']}"
+                  + (f" (cleared {summary['refreshed']} entries of another landmark source)" if summary["refreshed"] else ""),
+                  highlight=False, soft_wrap=True)
     for e in summary["error_examples"]:
         err_console.print(f"[yellow]warning:[/] {e}", highlight=False, soft_wrap=True)
 
@@ -104,6 +106,8 @@ def landmarks(
     min_score: float = typer.Option(0.5, "--min-score", min=0.0, max=1.0, help="Face detection threshold."),
     landmarker: str = typer.Option("mediapipe", "--landmarker", help="mediapipe (the reference) or onnx (its "
                                    "networks converted to ONNX, run batched by ONNX Runtime)."),
+    refresh: bool = typer.Option(False, "--refresh", help="With --batch: landmark every image again when the "
+                                 "cache was made by another landmark source (e.g. an older 468 -> 68 mapping)."),
 ) -> None:
     """Find faces and their 68 iBUG landmarks (MediaPipe face mesh), or fill a dataset's landmark cache."""
     from aucues.errors import AucuesError
@@ -111,7 +115,7 @@ def landmarks(
     if batch is not None:
         if images:
             fail("give either IMAGE... or --batch DIR, not both")
-        _run_batch(batch, cache, as_json, max_faces, min_score, landmarker)
+        _run_batch(batch, cache, as_json, max_faces, min_score, landmarker, refresh)
         return
     if not images:
         fail("no images given (usage: aucues landmarks IMAGE... or aucues landmarks --batch DIR)")

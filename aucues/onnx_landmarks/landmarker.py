@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from aucues.errors import AucuesError
-from aucues.landmarks import (CROP_SCALES, MESH_CROP, MP468_TO_IBUG68, Face, _check_image, _merge,
+from aucues.landmarks import (CROP_SCALES, MESH68_SOURCE, MESH_CROP, MP468_TO_IBUG68, Face, _check_image, _merge,
                               _tiles, _to_ibug68)
 from aucues.onnx_landmarks import detection as det
 from aucues.onnx_landmarks import roi as roi_mod
@@ -65,6 +65,8 @@ class OrtRunner:
 
 class OnnxLandmarker:
     """Every face of an RGB image with 68 landmarks, largest first; detect_many batches images."""
+
+    source = MESH68_SOURCE  # the same networks and the same 468 -> 68 mapping as MediaPipeLandmarker
 
     def __init__(self, max_faces: int = 10, min_detection_score: float = 0.5, threads: int = 0,
                  cache=None, runner=None):

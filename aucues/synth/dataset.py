@@ -29,6 +29,7 @@ LABELS = LABEL_FILE          # the synthetic benchmark is written in RAF-DB's la
 IMAGE_DIR = RAF_ALIGNED_DIR
 CACHE = "basic/aucues_landmarks68.sqlite"
 JPEG_QUALITY = 95
+SYNTH_SOURCE = "aucues.synth ground truth"   # the landmark cache's recorded source (aucues.landmark_cache)
 MIN_SIZE, MAX_SIZE = 32, 1024
 
 
@@ -150,6 +151,7 @@ def synthesize(out_dir, per_class: int = 200, seed: int = 0, image_size: int = 1
     plan = _plan("train", n_train, share, seed, distractors) + _plan("test", n_test, t_share, seed, distractors)
 
     cache = LandmarkCache(out / CACHE)
+    cache.set_source(SYNTH_SOURCE)
     samples, lines = [], []
     t0 = time.perf_counter()
     for spec in _progress(plan, progress):

@@ -127,6 +127,14 @@ def test_batch(cli, tmp_path, astronaut_path, files):
     # default cache location: inside the dataset folder
     code, text = cli("landmarks", "--batch", root, "--json")
     assert code == 0 and (root / "aucues_landmarks68.sqlite").exists()
+    # a cache another landmark source made (here: no source recorded, an older aucues) is refused in
+    # one line; --refresh redoes every image
+    with LandmarkCache(cache) as c:
+        c._writable().execute("DELETE FROM meta WHERE name='source'")
+    code, text = cli("landmarks", "--batch", root, "--cache", cache)
+    assert code == 1 and text.strip().startswith("error:") and "--refresh" in text and len(text.strip().splitlines()) == 1
+    code, text = cli("landmarks", "--batch", root, "--cache", cache, "--refresh")
+    assert code == 0 and "4 landmarked now" in text and "cleared 4 entries of another landmark source" in text, text
 
 
 def test_console_script_never_shows_a_traceback(files, astronaut_path):

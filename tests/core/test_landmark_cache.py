@@ -243,3 +243,62 @@ def test_300k_entries_fit_100_mb_and_load_back(tmp_path):
     with LandmarkCache(path, readonly=True) as c:
         pts = c.points_many(keys)
     assert 280_000 < len(pts) < 290_000, len(pts)
+
+
+class _Shifted(MediaPipeLandmarker):
+    """MediaPipe with its points moved by `dx` px, under another recorded source (a stand-in for a
+    different 468 -> 68 mapping)."""
+
+    def __init__(self, source: str, dx: float):
+        super().__init__()
+        self.source, self.dx = source, dx
+
+    def detect(self, image):
+        return [Face(box=f.box, points=f.points + np.float32(self.dx), score=f.score) for f in super().detect(image)]
+
+
+def test_a_cache_of_another_landmark_source_is_refused_then_refreshed(dataset, tmp_path):
+    from aucues.landmarks import MESH68_SOURCE
+    from aucues.train.data.base import load_landmarks
+
+    cache_path = tmp_path / "lm.sqlite"
+    s = landmark_dataset(dataset, cache_path, progress=False)
+    assert s["refreshed"] == 0 and LandmarkCache(cache_path, readonly=True).source == MESH68_SOURCE
+    today = LandmarkCache(cache_path, readonly=True).points("astro.png")
+    _, where = load_landmarks(cache_path, ["astro.png"])
+    assert "WARNING" not in where
+
+    with _Shifted("mediapipe-face-mesh -> ibug68/3", 5.0) as newer:
+        with pytest.raises(AucuesError, match="were made by mediapipe-face-mesh -> ibug68/2.*--refresh") as e:
+            landmark_dataset(dataset, cache_path, progress=False, landmarker=newer)
+        assert "\n" not in str(e.value)
+        assert np.array_equal(LandmarkCache(cache_path, readonly=True).points("astro.png"), today)  # untouched
+        s = landmark_dataset(dataset, cache_path, progress=False, landmarker=newer, refresh=True)
+    assert (s["refreshed"], s["processed"], s["skipped"]) == (4, 4, 0)
+    c = LandmarkCache(cache_path, readonly=True)
+    assert c.source == "mediapipe-face-mesh -> ibug68/3" and len(c) == 4
+    np.testing.assert_allclose(c.points("astro.png"), today + 5.0, atol=0.05)  # every entry redone
+    # what training reads says so: today's landmarker is /2, the cache holds another mapping's points
+    pts, where = load_landmarks(cache_path, ["astro.png"])
+    assert "astro.png" in pts and "WARNING" in where and "another version of the 468 -> 68 mapping" in where
+
+
+def test_a_cache_without_a_recorded_source_is_an_old_mapping(dataset, tmp_path):
+    from aucues.train.data.base import load_landmarks
+
+    cache_path = tmp_path / "old.sqlite"
+    with LandmarkCache(cache_path) as old:  # as an aucues before sources were recorded wrote it
+        old.set("astro.png", _face(3))
+    assert LandmarkCache(cache_path, readonly=True).source is None
+    pts, where = load_landmarks(cache_path, ["astro.png"])
+    assert "astro.png" in pts and "WARNING: made by an unrecorded source" in where
+    with pytest.raises(AucuesError, match="unrecorded source.*--refresh"):
+        landmark_dataset(dataset, cache_path, progress=False)
+    assert len(LandmarkCache(cache_path, readonly=True)) == 1  # refused before anything was written
+    # a cache whose only writer records no source (a custom landmarker) is not judged
+    class Anonymous(MediaPipeLandmarker):
+        source = None
+
+    with Anonymous() as anon:
+        s = landmark_dataset(dataset, cache_path, progress=False, landmarker=anon)
+    assert s["processed"] == 3 and LandmarkCache(cache_path, readonly=True).source is None

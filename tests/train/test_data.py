@@ -284,6 +284,14 @@ def test_prepare_rafdb_with_mediapipe(tmp_path, astronaut_path, aligned_face_pat
     assert len(idx.split("train")) == 3 and idx.n_missing == 3 and len(idx.landmarks) == 2
     again = prepare_rafdb(root, size=112, progress=False)
     assert again["processed"] == 3 and again["skipped"] == 3 and again["errors"] == 3  # bad ones retried
+    # a cache from an older aucues (no landmark source recorded: the old 468 -> 68 mapping) is refused,
+    # then redone whole with refresh
+    with LandmarkCache(root / "basic" / CACHE_NAME) as c:
+        c._writable().execute("DELETE FROM meta WHERE name='source'")
+    with pytest.raises(AucuesError, match="unrecorded source.*--refresh"):
+        prepare_rafdb(root, size=112, progress=False)
+    fresh = prepare_rafdb(root, size=112, progress=False, refresh=True)
+    assert fresh["refreshed"] == 6 and fresh["processed"] == 6 and fresh["faces"] == 2
 
 
 def test_random_erasing_fills_random_values_before_normalisation():

@@ -158,10 +158,12 @@ def read_prepare_template(root):
 
 
 def prepare_rafdb(root, size: int = DEFAULT_IMAGE_SIZE, limit: int | None = None, save_every: int = 0,
-                  progress: bool = True, landmarker=None, template=None) -> dict:
+                  progress: bool = True, landmarker=None, template=None, refresh: bool = False) -> dict:
     """Crop, landmark and align RAF-DB's originals (see the module doc). Returns counts.
     template: the AlignTemplate (default PreprocessConfig()'s); recorded in PREPARE_META. A folder
-    prepared with another template is refused (its crops would mix two frames)."""
+    prepared with another template is refused (its crops would mix two frames). A cache whose points
+    another landmark source made (an older 468 -> 68 mapping) is refused unless `refresh`, which
+    does every image again (LandmarkCache.adopt_source)."""
     import cv2
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -180,17 +182,25 @@ def prepare_rafdb(root, size: int = DEFAULT_IMAGE_SIZE, limit: int | None = None
         raise AucuesError(f"aligned size must be >= 32 px, got {size}")
     template = _check_template(root, template)
     stems = _stems(root)[: limit or None]
-    cache = LandmarkCache(root / RAF_CACHE)
-    key_of = {s: aligned_key(OUT_DIR, s) for s in stems}
-    todo = [s for s in stems if not (key_of[s] in cache and (root / key_of[s]).exists())]
-    summary = {"root": str(root), "cache": str(cache.path), "out_dir": str(root / OUT_DIR), "total": len(stems),
-               "skipped": len(stems) - len(todo), "processed": 0, "faces": 0, "missing": 0, "errors": 0,
-               "error_examples": []}
     own = landmarker is None
     if own:
         from aucues.landmarks import MediaPipeLandmarker
 
         landmarker = MediaPipeLandmarker(max_faces=3)
+    cache = LandmarkCache(root / RAF_CACHE)
+    try:
+        n_before = len(cache)
+        refreshed = n_before if cache.adopt_source(getattr(landmarker, "source", None), refresh) else 0
+    except BaseException:
+        cache.close()
+        if own:
+            landmarker.close()
+        raise
+    key_of = {s: aligned_key(OUT_DIR, s) for s in stems}
+    todo = [s for s in stems if not (key_of[s] in cache and (root / key_of[s]).exists())]
+    summary = {"root": str(root), "cache": str(cache.path), "out_dir": str(root / OUT_DIR), "total": len(stems),
+               "skipped": len(stems) - len(todo), "processed": 0, "faces": 0, "missing": 0, "errors": 0,
+               "error_examples": [], "refreshed": refreshed}
     columns = (TextColumn("prepare rafdb"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
         with Progress(*columns, disable=not progress) as bar:
@@ -232,7 +242,7 @@ def prepare_rafdb(root, size: int = DEFAULT_IMAGE_SIZE, limit: int | None = None
     return summary
 
 
-def prepare_landmarks(dataset: str, root, progress: bool = True, landmarker=None) -> dict:
+def prepare_landmarks(dataset: str, root, progress: bool = True, landmarker=None, refresh: bool = False) -> dict:
     """Folder / AffectNet: the landmark cache `<root>/aucues_landmarks68.sqlite` of their images."""
     from aucues.landmark_cache import landmark_dataset
     from aucues.train.data.base import CACHE_NAME
@@ -243,13 +253,15 @@ def prepare_landmarks(dataset: str, root, progress: bool = True, landmarker=None
     if not root.is_dir():
         raise AucuesError(f"{root}: no such folder")
     pattern = "*_set/images/*" if dataset == "affectnet" else None
-    return landmark_dataset(root, root / CACHE_NAME, pattern=pattern, progress=progress, landmarker=landmarker)
+    return landmark_dataset(root, root / CACHE_NAME, pattern=pattern, progress=progress, landmarker=landmarker,
+                            refresh=refresh)
 
 
-def prepare(dataset: str, root, size: int = DEFAULT_IMAGE_SIZE, limit: int | None = None, progress: bool = True) -> dict:
+def prepare(dataset: str, root, size: int = DEFAULT_IMAGE_SIZE, limit: int | None = None, progress: bool = True,
+            refresh: bool = False) -> dict:
     if dataset == "rafdb":
-        return prepare_rafdb(root, size=size, limit=limit, progress=progress)
+        return prepare_rafdb(root, size=size, limit=limit, progress=progress, refresh=refresh)
     if dataset in ("affectnet", "folder"):
-        return prepare_landmarks(dataset, root, progress=progress)
+        return prepare_landmarks(dataset, root, progress=progress, refresh=refresh)
     raise AucuesError(f"cannot prepare '{dataset}'; choose one of: rafdb, affectnet, folder "
                       f"(the synthetic benchmark is written ready by `aucues data synth`)")
