@@ -19,6 +19,10 @@ import time
 from pathlib import Path
 
 METHODS = ("cam", "wildcat", "acol", "prm", "adl", "cutmix")
+# The transformers are architectures (their method pins the backbone): they run at
+# --transformer-image-size (16-px patches need more than 48 px), on their own AU layers.
+TRANSFORMERS = ("tscam", "apvit")
+AU_LAYERS = {"apvit": (1,)}   # APViT's only spatial map is its IR-50 map, "layer 1" (docs/method.md §12)
 HERE = Path(__file__).resolve().parent
 
 
@@ -30,6 +34,8 @@ def parse_args(argv=None):
     p.add_argument("--synth-size", type=int, default=64)
     p.add_argument("--image-size", type=int, default=48)
     p.add_argument("--backbone", default="resnet18")
+    p.add_argument("--transformer-image-size", type=int, default=64,
+                   help="input size of tscam / apvit (DeiT-S: 4x4 patch tokens at 64 px)")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=0.01)
@@ -42,6 +48,8 @@ def parse_args(argv=None):
                    help="ACoL head width (the paper's is 1024; smaller keeps a CPU run short)")
     p.add_argument("--render", default=None, help="only re-render the table from this methods.json")
     p.add_argument("--doc", default=None, help="also write this markdown report (e.g. docs/methods.md)")
+    p.add_argument("--append", action="store_true",
+                   help="keep the other methods of OUT/methods.json (same settings) and add/replace these")
     p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)
 
@@ -75,13 +83,25 @@ def run(args) -> dict:
               "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                           "load_avg_start": os.getloadavg()},
               "methods": {}}
+    previous = out / "methods.json"
+    if args.append and previous.is_file():
+        old = json.loads(previous.read_text())
+        if old.get("settings") != report["settings"]:
+            raise SystemExit(f"error: --append: {previous} was made with other settings")
+        report["methods"] = {k: v for k, v in old["methods"].items() if k not in methods}
+        report["command"] = old["command"] + "  &&  " + report["command"]
+        t0 -= old.get("total_s", 0)
     for m in methods:
         opts = {"hidden": args.acol_hidden} if m == "acol" else {}
-        cfg = TrainConfig(**common, method=m, method_options=opts, out=str(out / m)).validate()
+        own = dict(common)
+        if m in TRANSFORMERS:
+            own.update(backbone=None, image_size=args.transformer_image_size, au_layers=AU_LAYERS.get(m, (5,)))
+        cfg = TrainConfig(**own, method=m, method_options=opts, out=str(out / m)).validate()
         t = time.time()
         r = compare(cfg, out / m, split="test", progress=not args.quiet)
         report["methods"][m] = {"method_options": cfg.method_options, "runs": r["runs"], "deltas": r["deltas"],
-                                "total_s": round(time.time() - t, 1)}
+                                "total_s": round(time.time() - t, 1), "backbone": cfg.backbone,
+                                "image_size": cfg.image_size, "au_layers": list(cfg.au_layers)}
         atomic_write_json(out / "methods.json", report)  # partial results survive a kill
         print(f"{m}: {json.dumps(r['deltas'])} ({time.time() - t:.0f} s)", flush=True)
     report["machine"]["load_avg_end"] = os.getloadavg()
@@ -93,20 +113,25 @@ def markdown(r: dict) -> str:
     def f(v, pct=False):
         return "n/a" if v is None else (f"{100 * v:.2f}" if pct else f"{v:.3f}")
 
-    lines = ["| method | CL % (CE -> CE+AU) | CAM-COS (own CAM) | ATT-COS layer 5 | gains? |",
-             "|---|---|---|---|---|"]
+    lines = ["| method | input | CL % (CE -> CE+AU) | CAM-COS (own CAM) | ATT-COS (AU layer) | gains? |",
+             "|---|---|---|---|---|---|"]
     for m, x in r["methods"].items():
         ce, au, d = x["runs"]["ce_only"]["test"], x["runs"]["au"]["test"], x["deltas"]
-        gains = [name for name, key in (("CL", "accuracy"), ("CAM-COS", "cam_cos"), ("ATT-COS", "att_cos_5"))
-                 if d[key] > 0]
-        lines.append(f"| {m} | {f(ce['accuracy'], True)} -> {f(au['accuracy'], True)} ({100 * d['accuracy']:+.2f}) "
-                     f"| {f(ce['cam_cos'])} -> {f(au['cam_cos'])} ({d['cam_cos']:+.3f}) "
-                     f"| {f(ce['att_cos']['5'])} -> {f(au['att_cos']['5'])} ({d['att_cos_5']:+.3f}) "
+        layer = str((x.get("au_layers") or [5])[0])
+        att = f"att_cos_{layer}"
+        gains = [name for name, key in (("CL", "accuracy"), ("CAM-COS", "cam_cos"), ("ATT-COS", att))
+                 if (d.get(key) or 0) > 0]
+        cam = (f"{f(ce.get('cam_cos'))} -> {f(au.get('cam_cos'))} ({d['cam_cos']:+.3f})" if "cam_cos" in d
+               else "no CAM")
+        where = f"{x.get('backbone', '')} {x.get('image_size', '')} px".strip()
+        lines.append(f"| {m} | {where} | {f(ce['accuracy'], True)} -> {f(au['accuracy'], True)} "
+                     f"({100 * d['accuracy']:+.2f}) | {cam} "
+                     f"| L{layer}: {f(ce['att_cos'].get(layer))} -> {f(au['att_cos'].get(layer))} ({d.get(att, 0):+.3f}) "
                      f"| {', '.join(gains) or 'none'} |")
     grad = ["| method | GradCAM | GradCAM++ | LayerCAM |", "|---|---|---|---|"]
     for m, x in r["methods"].items():
         ce, au = x["runs"]["ce_only"]["test"], x["runs"]["au"]["test"]
-        grad.append(f"| {m} | " + " | ".join(f"{f(ce[k])} -> {f(au[k])}" for k in
+        grad.append(f"| {m} | " + " | ".join(f"{f(ce.get(k))} -> {f(au.get(k))}" for k in
                                              ("cam_cos_gradcam", "cam_cos_gradcampp", "cam_cos_layercam")) + " |")
     first = next(iter(r["methods"].values()))
     st = r.get("settings") or first["settings"]

@@ -56,10 +56,14 @@ def markdown_table(ce: dict, au: dict, title: str = "metric") -> str:
     return "\n".join(lines)
 
 
-def deltas(ce: dict, au: dict) -> dict:
-    """CE + AU minus CE-only for accuracy, ATT-COS layer 5 and every CAM-COS the results share."""
-    out = {"accuracy": round(au["accuracy"] - ce["accuracy"], 4),
-           "att_cos_5": round(au["att_cos"]["5"] - ce["att_cos"]["5"], 4)}
+def deltas(ce: dict, au: dict, layers=(5,)) -> dict:
+    """CE + AU minus CE-only for accuracy, ATT-COS of layer 5 and of the AU-loss `layers` (those the
+    model has: APViT's only map is layer 1), and every CAM-COS the results share (none without a CAM)."""
+    out = {"accuracy": round(au["accuracy"] - ce["accuracy"], 4)}
+    for layer in sorted({5, *layers}):
+        a, b = ce.get("att_cos", {}).get(str(layer)), au.get("att_cos", {}).get(str(layer))
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+            out[f"att_cos_{layer}"] = round(b - a, 4)
     for key in sorted(k for k in ce if k.startswith("cam_cos") and k in au):
         if isinstance(ce[key], (int, float)) and isinstance(au[key], (int, float)):
             out[key] = round(au[key] - ce[key], 4)
@@ -103,5 +107,5 @@ def compare(config, out, split: str = "test", progress: bool = True, variants=VA
                       "best_epoch": res.best_epoch, "history": res.history, split: ev}
     result = {"runs": runs}
     if {"ce_only", "au"} <= set(runs):
-        result["deltas"] = deltas(runs["ce_only"][split], runs["au"][split])
+        result["deltas"] = deltas(runs["ce_only"][split], runs["au"][split], config.au_layers)
     return result
