@@ -8,10 +8,11 @@ model); only then is the checkpoint written, atomically, so bad input never leav
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from aucues.errors import AucuesError
-from aucues.train.reference_methods import ENCODER_WIDTH, ReferenceSpec, method_converter
+from aucues.train.reference_methods import ENCODER_WIDTH, ReferenceSpec, arch_encoders, method_converter
 from aucues.preprocessing import LAYERS
 
 CONFIG_FILE = "config_model.yaml"
@@ -75,12 +76,14 @@ def read_spec(folder) -> ReferenceSpec:
         have = sorted(model) if isinstance(model, dict) else type(model).__name__
         raise AucuesError(f"{path}: 'model' must hold {', '.join(MODEL_KEYS)} (found {have})")
     where = str(path)
-    if str(model["arch"]) != STD_ARCH:
+    arch = str(model["arch"])
+    encoders = tuple(ENCODER_WIDTH) if arch == STD_ARCH else arch_encoders(arch)
+    if not encoders:
         raise AucuesError(f"{where}: model arch '{model['arch']}' (method {cfg['method']}) is not supported "
                           f"yet; only {STD_ARCH} models import")
     encoder = str(model["encoder_name"])
-    if encoder not in ENCODER_WIDTH:
-        raise AucuesError(f"{where}: encoder '{encoder}' is not supported (one of {', '.join(ENCODER_WIDTH)})")
+    if encoder not in encoders:
+        raise AucuesError(f"{where}: encoder '{encoder}' is not supported (one of {', '.join(encoders)})")
     if _bool(model["support_background"], "model.support_background", where):
         raise AucuesError(f"{where}: support_background=True (an extra background class) is not supported")
     if not _none(cfg.get("dense_dims")):
@@ -112,7 +115,7 @@ def read_spec(folder) -> ReferenceSpec:
                                     "align_atten_to_heatmap_use_self_atten", where),
         heatmap_type=str(cfg.get("align_atten_to_heatmap_type_heatmap", "")),
         valid_freq=_float_or_none(cfg.get("valid_freq_mb")),
-        options={k: cfg[k] for k in METHOD_OPTION_KEYS if k in cfg and not _none(cfg[k])})
+        options={k: cfg[k] for k in METHOD_OPTION_KEYS if k in cfg and not _none(cfg[k])}, arch=arch)
 
 
 def _float_or_none(v) -> float | None:
@@ -122,8 +125,9 @@ def _float_or_none(v) -> float | None:
         return None
 
 
-def read_weights(folder) -> tuple[dict, dict]:
-    """model.pt -> (encoder state dict, classification_head state dict), read with weights_only."""
+def read_weights(folder, whole: bool = False) -> tuple[dict, dict]:
+    """model.pt -> (encoder state dict, classification_head state dict), read with weights_only;
+    `whole` (TS-CAM, APViT): model.pt is the whole model's state dict -> (it, {})."""
     import torch
 
     path = Path(folder) / WEIGHTS_FILE
@@ -132,19 +136,24 @@ def read_weights(folder) -> tuple[dict, dict]:
     except Exception as e:
         msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
         raise AucuesError(f"{path}: not a readable torch file ({msg})") from None
-    if not isinstance(data, dict) or not {"encoder", "classification_head"} <= set(data):
+    if whole:
+        if not isinstance(data, dict) or {"encoder", "classification_head"} & set(data):
+            found = sorted(map(str, data))[:4] if isinstance(data, dict) else type(data).__name__
+            raise AucuesError(f"{path}: expected the whole model's state dict (found {found})")
+        data = {"encoder": data, "classification_head": {}}
+    elif not isinstance(data, dict) or not {"encoder", "classification_head"} <= set(data):
         found = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__
         raise AucuesError(f"{path}: expected a dict with 'encoder' and 'classification_head' state dicts "
-                          f"(found {found}); whole-model checkpoints (TS-CAM, APViT) are not supported")
+                          f"(found {found})")
     parts = []
-    for name in ("encoder", "classification_head"):
+    for name in ("encoder",) if whole else ("encoder", "classification_head"):
         sd = data[name]
         if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
             raise AucuesError(f"{path}: '{name}' is not a state dict of tensors")
         if any(str(k).startswith("module.") for k in sd):  # a DDP-wrapped save: the keys are the same after it
             sd = {str(k)[len("module."):] if str(k).startswith("module.") else k: v for k, v in sd.items()}
         parts.append(sd)
-    return parts[0], parts[1]
+    return (parts[0], {}) if whole else (parts[0], parts[1])
 
 
 def convert(folder):
@@ -162,12 +171,15 @@ def convert(folder):
     if spec.pooling != conv.pooling:
         raise AucuesError(f"{Path(folder) / CONFIG_FILE}: method {spec.method} with spatial_pooling "
                           f"'{spec.pooling}' (expected {conv.pooling})")
-    encoder, head = read_weights(folder)
+    if spec.arch != conv.arch:
+        raise AucuesError(f"{Path(folder) / CONFIG_FILE}: method {spec.method} with model arch '{spec.arch}' "
+                          f"(expected {conv.arch})")
+    encoder, head = read_weights(folder, whole=spec.arch != STD_ARCH)
     result = conv.convert(encoder, head, spec)
-    mc = ModelConfig(backbone=spec.encoder, num_classes=spec.num_classes, large_maps=spec.large_maps,
-                     weights="random",
-                     self_attention_layers=spec.au_layers if spec.self_attention else (),
-                     **result.model_fields)
+    mc = ModelConfig(**{"backbone": spec.encoder, "num_classes": spec.num_classes, "large_maps": spec.large_maps,
+                        "weights": "random",
+                        "self_attention_layers": spec.au_layers if spec.self_attention else (),
+                        **result.model_fields})
     # Image geometry (mean/std, crop template) stays PreprocessConfig's defaults: they are the
     # reference's eval input (docs/method.md §9-10); only the size comes from the run.
     pre = PreprocessConfig(image_size=spec.crop_size, class_names=class_names(spec.num_classes),
@@ -184,6 +196,8 @@ def convert(folder):
     if bad:
         raise AucuesError(f"{Path(folder) / WEIGHTS_FILE}: non-finite values in {', '.join(bad[:3])}")
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
+    if result.au_layers is not None:  # the converter renumbered the aligned layers (TS-CAM)
+        spec = dataclasses.replace(spec, aucues_au_layers=result.au_layers)
     return model.eval(), spec, result.cam
 
 
@@ -207,7 +221,8 @@ def import_reference(folder, out) -> dict:
         raise AucuesError(f"{out}: is a directory, expected a checkpoint file path (.pt)")
     model, spec, cam = convert(folder)
     src = source_info(folder, spec, cam)
-    au = {"loss": spec.au_loss, "layers": list(spec.au_layers), "lambda": spec.au_lambda,
+    layers = spec.au_layers if spec.aucues_au_layers is None else spec.aucues_au_layers
+    au = {"loss": spec.au_loss, "layers": list(layers), "lambda": spec.au_lambda,
           "map_kind": "class", "codebook": "reference"}
     save_checkpoint(out, model, extra={
         "source": f"reference model {spec.dataset} {spec.encoder} {spec.method} "

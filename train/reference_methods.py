@@ -28,6 +28,7 @@ class Conversion:
     model_fields: dict            # ModelConfig fields beyond backbone / num_classes / large_maps
     state: dict[str, Tensor]      # the aucues model's full state dict
     cam: str = "cam"              # the aucues CAM method that reproduces the reference's CAM
+    au_layers: tuple[int, ...] | None = None  # aligned layers in aucues' numbering when not the reference's
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class MethodConverter:
     pooling: str                  # the `spatial_pooling` its checkpoints must have
     convert: Callable[[dict, dict, "ReferenceSpec"], Conversion]
     aliases: tuple[str, ...] = field(default_factory=tuple)
+    arch: str = "STDClassifier"   # the YAML's model.arch; other archs save the whole model's state dict (§11)
+    encoders: tuple[str, ...] = ()  # encoder names a non-STDClassifier arch accepts
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ class ReferenceSpec:
     heatmap_type: str
     valid_freq: float | None = None   # valid_freq_mb: validations per epoch as a fraction of its batches
     options: dict = field(default_factory=dict)  # the method options of config_model.yaml (METHOD_OPTION_KEYS)
+    arch: str = "STDClassifier"   # model.arch: STDClassifier (encoder + pooling head) or a whole-model arch
+    aucues_au_layers: tuple[int, ...] | None = None  # au_layers renumbered by the converter (TS-CAM)
 
 
 _CONVERTERS: dict[str, MethodConverter] = {}
@@ -70,6 +75,11 @@ def register_method(conv: MethodConverter) -> MethodConverter:
 
 def supported_methods() -> list[str]:
     return sorted({c.method for c in _CONVERTERS.values()})
+
+
+def arch_encoders(arch: str) -> tuple[str, ...]:
+    """Encoder names the converters of a whole-model `arch` (TS-CAM, APViT) accept; () if none."""
+    return tuple(sorted({e for c in _CONVERTERS.values() if c.arch == arch for e in c.encoders}))
 
 
 def method_converter(method: str) -> MethodConverter:
@@ -173,3 +183,4 @@ register_method(MethodConverter("CutMIX", "WGAP", _wgap_read_with("cam", {"metho
 register_method(MethodConverter("ADL", "WGAP", convert_adl))
 
 from aucues.train import reference_method_heads as _heads  # noqa: E402,F401  (WILDCAT, ACoL, PRM)
+from aucues.train import reference_tscam as _tscam  # noqa: E402,F401  (TSCAM)

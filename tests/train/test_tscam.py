@@ -115,3 +115,18 @@ def test_method_tscam_pins_its_backbone():
         TrainConfig(method="tscam", backbone="resnet18").validate()
     with pytest.raises(AucuesError, match="method wildcat needs a ResNet backbone"):
         TrainConfig(method="wildcat", backbone="tscam").validate()
+
+
+def test_head_init_is_xavier_with_zero_bias():
+    """The project's CAM-head rule (docs/method.md §9, as the ResNet head): Xavier-uniform weight, zero
+    bias; not nn.Conv2d's default (kaiming-uniform with a=sqrt(5): bound 1/sqrt(fan_in), random bias)."""
+    import math
+
+    head = build().head
+    w, b = head.weight.detach(), head.bias.detach()
+    fan_in, fan_out = 384 * 9, 7 * 9
+    bound = math.sqrt(6 / (fan_in + fan_out))  # xavier_uniform_ with gain 1
+    assert torch.count_nonzero(b) == 0
+    assert float(w.abs().max()) <= bound and float(w.abs().max()) > 0.95 * bound
+    # uniform on [-bound, bound] has std bound/sqrt(3); the default init's bound here is 1/sqrt(fan_in), 2.4x smaller
+    assert abs(float(w.std()) - bound / math.sqrt(3)) < 0.05 * bound

@@ -57,6 +57,11 @@ class TSCAMFER(FERModel):
                                 **{**DEIT_S, "depth": depth})
         self.backbone = net
         self.head = nn.Conv2d(net.embed_dim, config.num_classes, kernel_size=3, padding=1)
+        # the project's CAM-head rule (§9, as the ResNet head): Xavier weight, zero bias. The reference's
+        # TS-CAM keeps nn.Conv2d's default init here (its _init_weights only touches Linear/LayerNorm);
+        # only training from scratch sees the difference, imported weights replace it.
+        nn.init.xavier_uniform_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
         n = len(net.blocks)
         # layer l ends after block ends[l] (1-based), evenly spaced as vit_b_16; >= 1 for shallow test models
         self._ends = {0: 0, **{l: max(1, round(l * n / 5)) for l in range(1, 6)}}
