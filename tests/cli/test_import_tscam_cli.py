@@ -87,3 +87,10 @@ def test_bad_input_one_line_nothing_written(cli, template, tmp_path, case):
     assert code == 1, text
     assert words in _one_error_line(text)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_dir_imports_a_tscam_folder(cli, template, tmp_path):
+    _copy(template, tmp_path)
+    code, text = cli("import", "reference", "--dir", tmp_path / "FG_FER", "--out", tmp_path / "imported")
+    assert code == 0, text
+    assert [p.name for p in (tmp_path / "imported").iterdir()] == [f"{template.name}-au.pt"]
