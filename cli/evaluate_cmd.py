@@ -61,10 +61,14 @@ def _print_table(r: dict, checkpoint, dataset, split, plots) -> None:
     t.add_row("macro F1", _fmt(r["macro_f1"]))
     for layer, v in r["att_cos"].items():
         t.add_row(f"ATT-COS layer {layer}", _fmt(v))
-    t.add_row(f"CAM-COS ({r.get('method', 'cam')}: own CAM)", _fmt(r["cam_cos"]))
-    for m in ("gradcam", "gradcampp", "layercam"):
-        t.add_row(f"CAM-COS ({m})", _fmt(r[f"cam_cos_{m}"]))
+    if r.get("has_cam", True):
+        t.add_row(f"CAM-COS ({r.get('method', 'cam')}: own CAM)", _fmt(r["cam_cos"]))
+        for m in ("gradcam", "gradcampp", "layercam"):
+            t.add_row(f"CAM-COS ({m})", _fmt(r[f"cam_cos_{m}"]))
     console.print(t)
+    if not r.get("has_cam", True):
+        console.print(f"{r.get('method', 'this model')} has no CAM: CAM-COS not applicable "
+                      "(interpretability is the layer attention, ATT-COS above)")
     sel = r.get("selection")
     if sel is None:
         console.print("model selection: unknown (checkpoint without a training config)")

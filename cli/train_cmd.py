@@ -25,7 +25,7 @@ def train_cmd(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Number of epochs (paper: 20)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch size (paper: 224)."),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="Input side in px (paper: 224)."),
-    method: Optional[str] = typer.Option(None, "--method", help="CAM method: cam | wildcat | acol | prm | adl | cutmix."),
+    method: Optional[str] = typer.Option(None, "--method", help="CAM method: cam | wildcat | acol | prm | adl | cutmix | tscam | apvit."),
     method_option: Optional[List[str]] = typer.Option(None, "--method-option",
                                                       help="KEY=VALUE option of --method (repeatable), e.g. kmax=0.5."),
     out: Optional[str] = typer.Option(None, "--out", help="Run folder (config.yaml, metrics.csv, best.pt, last.pt)."),

@@ -53,7 +53,7 @@ class TrainConfig:
     amp: bool = True                     # mixed precision; used on CUDA only
     # AU alignment (§5)
     au_loss: bool = True
-    au_layers: tuple[int, ...] = (5,)
+    au_layers: tuple[int, ...] | None = None  # None: the method's (Method.au_layers: 5; apvit: 1)
     au_lambda: float = 9.0
     random_avg_p: float = 1.0
     map_kind: str = "class"
@@ -100,7 +100,7 @@ class TrainConfig:
                 bad(k, "must be >= 0")
         if self.lr_step < 1:
             bad("lr_step", "must be >= 1")
-        if not self.au_layers or any(layer not in LAYERS for layer in self.au_layers):
+        if self.au_layers is not None and (not self.au_layers or any(layer not in LAYERS for layer in self.au_layers)):
             bad("au_layers", "must be layers among 1..5")
         if not 0.0 < self.random_avg_p <= 1.0:
             bad("random_avg_p", "must be in (0, 1]")
@@ -117,6 +117,8 @@ class TrainConfig:
         from aucues.train.methods import get_method, resolve_options
 
         pinned = get_method(self.method).architecture
+        if self.au_layers is None:
+            self.au_layers = tuple(get_method(self.method).au_layers)
         if self.backbone is None:
             self.backbone = pinned or "resnet50"
         if not self.backbone:
@@ -129,7 +131,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["au_layers"] = list(self.au_layers)
+        d["au_layers"] = None if self.au_layers is None else list(self.au_layers)
         return d
 
     def to_yaml(self) -> str:

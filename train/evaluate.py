@@ -41,7 +41,7 @@ def _forward(model, x, layers, use_amp):
     if missing:  # the model returns fewer layers: read them from its intermediate features
         feats = model.forward_intermediates(x, missing)
         atts.update({l: feats[l].float().mean(1) for l in missing})
-    return out.logits.float(), out.cam.float(), atts
+    return out.logits.float(), None if out.cam is None else out.cam.float(), atts
 
 
 def collect(model, loader, device, layers=LAYERS, cam_methods=(), use_amp: bool = False,
@@ -52,12 +52,15 @@ def collect(model, loader, device, layers=LAYERS, cam_methods=(), use_amp: bool 
     from aucues.train.metrics import InterpretabilityMeter, classification_report, map_cosine
 
     model.eval()
+    has_cam = getattr(model, "has_cam", True)  # APViT: no CAM, so no CAM-COS (own or gradient)
+    if not has_cam:
+        cam_methods = ()
     names = tuple(model.preprocess.class_names)
     size = (int(model.preprocess.image_size),) * 2
     preds, labels = [], []
     ce_sum = 0.0
     att_meters = {l: InterpretabilityMeter(names) for l in layers}
-    cam_meters = {m: InterpretabilityMeter(names) for m in ("cam", *cam_methods)}
+    cam_meters = {m: InterpretabilityMeter(names) for m in (("cam",) if has_cam else ()) + tuple(cam_methods)}
     examples: dict[int, list] = {}
     skips = SkipLog()
     with _bar(progress, len(loader)) as bar:
@@ -76,10 +79,11 @@ def collect(model, loader, device, layers=LAYERS, cam_methods=(), use_amp: bool 
             pred = logits.argmax(1)
             preds.append(pred.cpu())
             labels.append(y.cpu())
-            true_cam = normalize_cam(cam[torch.arange(len(y), device=device), y], size)
+            true_cam = None if cam is None else normalize_cam(cam[torch.arange(len(y), device=device), y], size)
             for l in layers:
                 att_meters[l].update(map_cosine(atts[l], amap, attention=True), y, valid)
-            cam_meters["cam"].update(map_cosine(true_cam, amap), y, valid)
+            if true_cam is not None:
+                cam_meters["cam"].update(map_cosine(true_cam, amap), y, valid)
             idx = valid.nonzero(as_tuple=True)[0]
             if idx.numel():
                 for m in cam_methods:  # gradient CAMs need a backward pass: valid samples only
@@ -107,7 +111,7 @@ def _keep_examples(examples, k, batch, pred, atts, true_cam, model):
             "image": pre.denormalize(batch["image"][j].cpu().numpy()),
             "au_map": batch["au_map"][j].cpu().numpy() if bool(batch["valid"][j]) else None,
             "attentions": {l: a[j].cpu().numpy() for l, a in atts.items()},
-            "cam": true_cam[j].cpu().numpy(),
+            "cam": None if true_cam is None else true_cam[j].cpu().numpy(),
             "label": label, "pred": int(pred[j]), "index": int(batch["index"][j]),
         })
 
@@ -225,7 +229,8 @@ def _evaluate_index(model, index, dataset, data, split, checkpoint, plots_dir, c
         "macro_f1": _clean(rep["macro_f1"]),
         "per_class_accuracy": {n: _clean(v) for n, v in zip(pre.class_names, rep["per_class_accuracy"])},
         "att_cos": {str(l): _clean(v) for l, v in r["att_cos"].items()},
-        "cam_cos": _clean(r["cam_cos"]["cam"]),
+        "has_cam": bool(getattr(model, "has_cam", True)),  # False: CAM-COS not applicable (APViT)
+        "cam_cos": _clean(r["cam_cos"].get("cam")),
         **{f"cam_cos_{m}": _clean(r["cam_cos"].get(m)) for m in GRAD_CAMS},
         "confusion_matrix": rep["confusion_matrix"],
         "n_images": int(r["n_images"]),

@@ -74,8 +74,9 @@ def plot_panel(example: dict, class_names, path) -> Path:
         ax.imshow((a - a.min()) / span if span > 0 else a, cmap="jet", vmin=0, vmax=1, interpolation="bilinear")
         ax.set_title(f"attention L{layer}", fontsize=8)
     axes[-1].imshow(img)
-    axes[-1].imshow(example["cam"], cmap="jet", alpha=0.5, vmin=0, vmax=1)
-    axes[-1].set_title("CAM (true class)", fontsize=8)
+    if example["cam"] is not None:
+        axes[-1].imshow(example["cam"], cmap="jet", alpha=0.5, vmin=0, vmax=1)
+    axes[-1].set_title("CAM (true class)" if example["cam"] is not None else "no CAM (APViT)", fontsize=8)
     for ax in axes:
         ax.axis("off")
     path = Path(path)

@@ -559,7 +559,8 @@ def _empty_step(model, optimizer, scaler, device, use_amp: bool) -> None:
         with torch.autocast(device.type, enabled=use_amp):
             out = model(x)
             # cam too: a method head's other branch (ACoL's B) must join the gradient all-reduce
-            total = (out.logits.sum() + out.cam.sum() + sum(a.sum() for a in out.attentions.values())) * 0.0
+            cam = 0.0 if out.cam is None else out.cam.sum()  # APViT has no CAM
+            total = (out.logits.sum() + cam + sum(a.sum() for a in out.attentions.values())) * 0.0
     finally:
         model.train()
     optimizer.zero_grad(set_to_none=True)

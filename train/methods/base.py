@@ -76,6 +76,8 @@ class Method:
     # a method that is a whole architecture (TS-CAM, APViT: encoder and CAM tied together) names its
     # backbone here; `--method tscam` then builds that backbone and trains it plainly
     architecture: str | None = None
+    # the AU-loss layers when the run names none (TrainConfig.au_layers None); APViT aligns layer 1
+    au_layers: tuple[int, ...] = (5,)
 
     def build_head(self, in_channels: int, num_classes: int, opts: dict):
         """-> an nn.Module with forward(features, labels=None) -> (logits, cam, aux), or None for WGAP."""

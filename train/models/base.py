@@ -86,7 +86,8 @@ def _layers(value, name: str) -> tuple[int, ...]:
 
 class ModelOutput(NamedTuple):
     logits: Tensor                 # (N, C)
-    cam: Tensor                    # (N, C, h, w) every class's CAM at layer 5: raw, no ReLU/normalisation
+    cam: Tensor | None             # (N, C, h, w) every class's CAM at layer 5: raw, no ReLU/normalisation;
+                                   # None for an architecture without a CAM (APViT: FERModel.has_cam False)
     attentions: dict[int, Tensor]  # layer -> (N, h_l, w_l) raw channel mean
     features: dict[int, Tensor]    # layer -> (N, C_l, h_l, w_l) raw features (before any gating)
     aux: dict | None = None        # method extras of a training forward (ACoL: "logits_b"); None otherwise
@@ -123,6 +124,10 @@ class FERModel(nn.Module):
 
     def layer_shapes(self, image_size) -> dict[int, tuple[int, int]]:
         raise NotImplementedError
+
+    # whether forward gives a CAM (ModelOutput.cam); the one source of this fact: export writes it into
+    # the ONNX metadata ("has_cam"), evaluate and the Triton configs follow it. APViT has none.
+    has_cam: bool = True
 
     # input channels _run accepts (mini_xception: 1, grayscale)
     in_channels: int = 3
