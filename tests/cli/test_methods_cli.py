@@ -10,7 +10,7 @@ import yaml
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--method", "foo"], "error: unknown method 'foo'; choose one of: cam, acol, adl, cutmix, prm, tscam, wildcat"),
+    (["--method", "foo"], "error: unknown method 'foo'; choose one of: cam, acol, adl, apvit, cutmix, prm, tscam, wildcat"),
     (["--method", "acol", "--backbone", "vit_b_16"], "error: method acol needs a ResNet backbone"),
     (["--method", "wildcat", "--method-option", "kmax=2"], "error: wildcat option kmax must be a number in (0.0, 1.0]"),
     (["--method", "prm", "--method-option", "size=3"], "error: unknown prm option(s) size; valid options: ks, st"),
