@@ -4,7 +4,9 @@ Key `aucues` holds one JSON object (format "aucues-onnx/1"); the Triton side rea
 so the fields below are a contract (docs/export.md):
 
     format, aucues_version, preprocess (PreprocessConfig.to_dict(), attention_layers = exported
-    layers), model_config, outputs [names], layers {"k": [h, w]}, cam_size [h, w] | null,
+    layers), model_config, outputs [names], layers {"k": [h, w]}, cam_size [h, w] | null, has_cam (false:
+    the model has no CAM, APViT; absent in older files = true), attention_layer (the layer the model's
+    architecture aligns: 5, APViT 1; absent = 5),
     au {...} | null, checkpoint_sha256 | null, exporter, opset, fp16, simplified, verified,
     int8 (QDQ-quantized; then `verified` means: against the FP32 graph), quantization {...} | null
 
@@ -29,7 +31,8 @@ def build_metadata(*, preprocess: PreprocessConfig, model_config: dict, outputs:
                    layers: dict[int, tuple[int, int]], cam_size: tuple[int, int] | None,
                    au: dict | None, checkpoint_sha256: str | None, exporter: str, opset: int,
                    fp16: bool = False, simplified: bool = False, verified: bool = False,
-                   int8: bool = False, quantization: dict | None = None) -> dict:
+                   int8: bool = False, quantization: dict | None = None, has_cam: bool = True,
+                   attention_layer: int = 5) -> dict:
     import aucues
 
     return {
@@ -40,6 +43,8 @@ def build_metadata(*, preprocess: PreprocessConfig, model_config: dict, outputs:
         "outputs": list(outputs),
         "layers": {str(k): [int(v[0]), int(v[1])] for k, v in sorted(layers.items())},
         "cam_size": [int(cam_size[0]), int(cam_size[1])] if cam_size else None,
+        "has_cam": bool(has_cam),
+        "attention_layer": int(attention_layer),
         "au": au,
         "checkpoint_sha256": checkpoint_sha256,
         "exporter": exporter,

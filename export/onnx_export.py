@@ -272,6 +272,7 @@ def export_onnx(model_or_checkpoint, out: str | os.PathLike, cfg: ExportConfig |
         meta = build_metadata(
             preprocess=_replace_layers(pre, layers), model_config=model.config.to_dict(), outputs=names,
             layers={k: shapes[k] for k in layers}, cam_size=shapes[5] if "cam" in names else None,
+            has_cam=wrapper.has_cam, attention_layer=getattr(model, "aligned_layer", 5),
             au=au_info(info), checkpoint_sha256=sha, exporter=cfg.exporter, opset=int(cfg.opset),
             fp16=cfg.fp16, simplified=cfg.simplify, verified=False)
         set_metadata(proto, meta)

@@ -2,8 +2,9 @@
 
 ModelOutput (logits, cam, attentions, features) is a structure the exporters would flatten in their
 own order with their own names; this wrapper fixes order and names instead:
-    logits (N,C), probabilities (N,C), cam (N,C,h,w: every class, layer 5, before upsampling),
-    attention_<k> (N,h_k,w_k) for the chosen layers, ascending.
+    logits (N,C), probabilities (N,C), cam (N,C,h,w: every class, layer 5, before upsampling; absent
+    for a model without a CAM, FERModel.has_cam False: APViT), attention_<k> (N,h_k,w_k) for the chosen
+    layers, ascending.
 With outputs="logits" only `logits` is returned; the tracer then drops the attention means and the
 softmax (the 1x1 CAM convolution stays: the model's logits are its CAM's spatial mean plus bias).
 """
@@ -19,10 +20,10 @@ from aucues.errors import AucuesError
 from aucues.preprocessing import LAYERS
 
 
-def output_names(outputs: str, layers: tuple[int, ...]) -> list[str]:
+def output_names(outputs: str, layers: tuple[int, ...], has_cam: bool = True) -> list[str]:
     if outputs == "logits":
         return ["logits"]
-    return ["logits", "probabilities", "cam"] + [f"attention_{k}" for k in layers]
+    return ["logits", "probabilities"] + (["cam"] if has_cam else []) + [f"attention_{k}" for k in layers]
 
 
 class ExportWrapper(nn.Module):
@@ -40,7 +41,8 @@ class ExportWrapper(nn.Module):
         self.model = inner
         self.mode = outputs
         self.layers = layers
-        self.output_names = output_names(outputs, layers)
+        self.has_cam = bool(getattr(model, "has_cam", True))
+        self.output_names = output_names(outputs, layers, self.has_cam)
         self.eval()
 
     def train(self, mode: bool = True):
@@ -53,4 +55,5 @@ class ExportWrapper(nn.Module):
         out = self.model(image)
         if self.mode == "logits":
             return out.logits
-        return (out.logits, out.logits.softmax(dim=1), out.cam, *[out.attentions[k] for k in self.layers])
+        cam = (out.cam,) if self.has_cam else ()
+        return (out.logits, out.logits.softmax(dim=1), *cam, *[out.attentions[k] for k in self.layers])

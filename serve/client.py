@@ -138,8 +138,12 @@ class AucuesClient:
             out["num_faces"].reshape(-1)[i], out["landmarks"][i])
         return Prediction(result, {n: out[n][i] for n in MAP_OUTPUTS if n in out})
 
+    def _map_outputs(self) -> tuple[str, ...]:
+        """The map outputs the served model has: no `cam` for a model without one (APViT)."""
+        return MAP_OUTPUTS if self.spec.has_cam else tuple(n for n in MAP_OUTPUTS if n != "cam")
+
     def predict(self, data: bytes, maps: bool = False) -> Prediction:
-        out = self.infer_raw(data, JSON_OUTPUTS + (MAP_OUTPUTS if maps else ()))
+        out = self.infer_raw(data, JSON_OUTPUTS + (self._map_outputs() if maps else ()))
         row = self._row(out, 0)
         if isinstance(row, PredictError):
             raise row
@@ -150,7 +154,7 @@ class AucuesClient:
         own PredictError (the server's per-row status). A one-image request whose image is bad fails
         as a whole on the server; that error is returned as the row's."""
         try:
-            out = self.infer_raw(images, JSON_OUTPUTS + (MAP_OUTPUTS if maps else ()))
+            out = self.infer_raw(images, JSON_OUTPUTS + (self._map_outputs() if maps else ()))
         except PredictError as e:
             if len(images) == 1:
                 return [e]

@@ -29,8 +29,10 @@ def render_overlay(face: np.ndarray, cam: np.ndarray, attention: np.ndarray, lan
     scale = max(1, math.ceil(PANEL_MIN / size))
     aus = class_aus(class_index, variant)
     panels = []
-    for title, heat in (("CAM", cam), (f"attention (layer {layer})", attention)):
-        p = draw_overlay(face, np.asarray(heat, np.float32), landmarks, aus, scale=scale)
+    for title, heat in (("CAM" if cam is not None else "no CAM (this model has none)", cam),
+                        (f"attention (layer {layer})", attention)):
+        heat = np.zeros(face.shape[:2], np.float32) if heat is None else np.asarray(heat, np.float32)
+        p = draw_overlay(face, heat, landmarks, aus, scale=scale)
         _text(p, title, (6, p.shape[0] - 8), 0.5)
         panels.append(p)
     body = np.hstack([panels[0], np.full((panels[0].shape[0], 4, 3), 255, np.uint8), panels[1]])

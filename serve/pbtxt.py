@@ -180,7 +180,8 @@ def classifier_message(spec: ModelSpec, opts: RepoOptions):
     _tensor(cfg.input, "image", "TYPE_FP32", [spec.preprocess.channels, s, s])
     _tensor(cfg.output, "logits", "TYPE_FP32", [c], label=True)
     _tensor(cfg.output, "probabilities", "TYPE_FP32", [c], label=True)
-    _tensor(cfg.output, "cam", "TYPE_FP32", [c, *spec.cam_size])
+    if spec.has_cam:
+        _tensor(cfg.output, "cam", "TYPE_FP32", [c, *spec.cam_size])
     for k in sorted(spec.layers):
         _tensor(cfg.output, f"attention_{k}", "TYPE_FP32", list(spec.layers[k]))
     if opts.dynamic_batching:
@@ -209,7 +210,8 @@ def _explanation_outputs(field, spec: ModelSpec) -> None:
     _tensor(field, "label", "TYPE_STRING", [1])
     _tensor(field, "probabilities", "TYPE_FP32", [c], label=True)
     _tensor(field, "topk", "TYPE_STRING", [spec.topk])
-    _tensor(field, "cam", "TYPE_FP32", [s, s])
+    if spec.has_cam:  # APViT: none
+        _tensor(field, "cam", "TYPE_FP32", [s, s])
     _tensor(field, "attention", "TYPE_FP32", [s, s])
     _tensor(field, "au_evidence", "TYPE_STRING", [1])
     _tensor(field, "interpretability_score", "TYPE_FP32", [1])
@@ -221,7 +223,8 @@ def postprocess_message(spec: ModelSpec, opts: RepoOptions):
     cfg = _new(POSTPROCESS, backend="python", max_batch=opts.max_batch)
     _tensor(cfg.input, "logits", "TYPE_FP32", [c])
     _tensor(cfg.input, "probabilities", "TYPE_FP32", [c])
-    _tensor(cfg.input, "cam", "TYPE_FP32", [c, *spec.cam_size])
+    if spec.has_cam:
+        _tensor(cfg.input, "cam", "TYPE_FP32", [c, *spec.cam_size])
     _tensor(cfg.input, f"attention_{k}", "TYPE_FP32", list(spec.layers[k]))
     _tensor(cfg.input, "landmarks", "TYPE_FP32", [NUM_LANDMARKS, 2])
     _status(cfg.input)
@@ -251,12 +254,13 @@ def ensemble_message(spec: ModelSpec, opts: RepoOptions):
     _step(cfg, PREPROCESS, [("image_bytes", "image_bytes")],
           [("image", "face_tensor"), ("landmarks", "landmarks"), ("face_box", "face_box"),
            ("num_faces", "num_faces"), ("aligned_face", "aligned_face"), (STATUS, "row_status")])
-    raw = [("logits", "logits"), ("probabilities", "raw_probabilities"), ("cam", "raw_cam"),
+    cam = [("cam", "raw_cam")] if spec.has_cam else []
+    raw = [("logits", "logits"), ("probabilities", "raw_probabilities"), *cam,
            (f"attention_{k}", f"raw_attention_{k}")]
     _step(cfg, CLASSIFIER, [("image", "face_tensor")], raw)
     _step(cfg, POSTPROCESS, raw + [("landmarks", "landmarks"), (STATUS, "row_status")],
-          [(n, n) for n in ("label", "probabilities", "topk", "cam", "attention", "au_evidence",
-                            "interpretability_score", STATUS)])
+          [(n, n) for n in ("label", "probabilities", "topk", *(("cam",) if spec.has_cam else ()), "attention",
+                            "au_evidence", "interpretability_score", STATUS)])
     _param(cfg, "aucues", spec.to_json())
     return cfg
 

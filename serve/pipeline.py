@@ -246,15 +246,17 @@ class Explanation:
     class_index: int
     probabilities: np.ndarray   # (C,)
     topk: list[str]
-    cam: np.ndarray             # (S, S) predicted class CAM in [0, 1]
+    cam: np.ndarray | None      # (S, S) predicted class CAM in [0, 1]; None: the model has none (APViT)
     attention: np.ndarray       # (S, S) aligned-layer attention in [0, 1]
     au_evidence: list[dict]
     interpretability_score: float
 
 
-def postprocess(spec: ModelSpec, probabilities: np.ndarray, cam: np.ndarray, attention: np.ndarray,
+def postprocess(spec: ModelSpec, probabilities: np.ndarray, cam: np.ndarray | None, attention: np.ndarray,
                 landmarks: np.ndarray) -> Explanation:
-    """One sample's classifier outputs (no batch axis) -> label and explanations."""
+    """One sample's classifier outputs (no batch axis) -> label and explanations. The AU evidence and
+    the score always come from the aligned layer's attention; `cam` None (a model without a CAM,
+    spec.has_cam False) gives an explanation without one."""
     from aucues.au_evidence import au_evidence
 
     probs = np.asarray(probabilities, np.float32).reshape(-1)
@@ -273,7 +275,7 @@ def postprocess(spec: ModelSpec, probabilities: np.ndarray, cam: np.ndarray, att
     return Explanation(
         label=spec.class_names[pred], class_index=pred, probabilities=probs,
         topk=[spec.class_names[i] for i in order],
-        cam=unit_map(np.asarray(cam)[pred], s), attention=unit_map(attention, s),
+        cam=None if cam is None else unit_map(np.asarray(cam)[pred], s), attention=unit_map(attention, s),
         au_evidence=au_evidence(attention, pts, pred, variant=variant, size=s),
         interpretability_score=interpretability_score(attention, pts, pred, s, variant),
     )
@@ -308,8 +310,8 @@ class Pipeline:
     def explain(self, pre: PreprocessResult) -> tuple[dict[str, np.ndarray], Explanation]:
         raw = self.classify(pre.image)
         k = self.spec.attention_layer
-        ex = postprocess(self.spec, raw["probabilities"][0], raw["cam"][0], raw[f"attention_{k}"][0],
-                         pre.landmarks)
+        cam = raw["cam"][0] if self.spec.has_cam else None
+        ex = postprocess(self.spec, raw["probabilities"][0], cam, raw[f"attention_{k}"][0], pre.landmarks)
         return raw, ex
 
     def predict(self, data) -> dict:

@@ -198,7 +198,7 @@ def run_predict(paths: list[str | Path], *, url: str | None = None, protocol: st
                         k += 1
                         name = f"{stem}_{k}"
                     used.add(name)
-                    img = render_overlay(pred.maps["aligned_face"], pred.maps["cam"], pred.maps["attention"],
+                    img = render_overlay(pred.maps["aligned_face"], pred.maps.get("cam"), pred.maps["attention"],
                                          np.asarray(res["landmarks"], np.float32), res,
                                          spec.class_names.index(res["label"]), spec.preprocess.codebook,
                                          spec.attention_layer)

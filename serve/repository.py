@@ -59,7 +59,7 @@ def check_onnx_io(path: Path, spec: ModelSpec) -> None:
     missing = [n for n in spec.classifier_outputs() if n not in names]
     if missing:
         raise AucuesError(f"{path}: missing outputs {missing}; export with --outputs all "
-                          f"(the server needs logits, probabilities, cam and attention maps)")
+                          f"(the server needs logits, probabilities, cam when the model has one, and attention maps)")
 
 
 def check_verified(path: Path, spec: ModelSpec, allow_unverified: bool = False) -> bool:
@@ -194,7 +194,7 @@ def build_repository(out: str | Path, *, onnx: str | Path | None = None, checkpo
         "image_size": spec.image_size,
         "class_names": list(spec.class_names),
         "layers": {str(k): list(v) for k, v in sorted(spec.layers.items())},
-        "cam_size": list(spec.cam_size),
+        "cam_size": list(spec.cam_size) if spec.has_cam else None,  # None: no CAM (APViT)
         "instances": opts.instances,
         "max_batch": opts.max_batch,
         # a QDQ INT8 graph (`export --int8`) is verified against its FP32 one (docs/export.md)

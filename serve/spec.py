@@ -24,8 +24,15 @@ NUM_LANDMARKS = 68
 class ModelSpec:
     preprocess: PreprocessConfig
     layers: dict[int, tuple[int, int]]          # attention layer -> (h, w)
-    cam_size: tuple[int, int]                    # (h, w) of the `cam` output
+    cam_size: tuple[int, int] | None             # (h, w) of the `cam` output; None: the model has no CAM
     metadata: dict = field(default_factory=dict, compare=False)  # the full metadata, as read
+    aligned_layer: int = ALIGNED_LAYER           # the layer the architecture aligns (metadata attention_layer)
+
+    @property
+    def has_cam(self) -> bool:
+        """Written by export from the model (FERModel.has_cam; APViT has none): no `cam` output then,
+        and the generated classifier, postprocess and ensemble configs carry none."""
+        return self.cam_size is not None
 
     @property
     def image_size(self) -> int:
@@ -41,23 +48,27 @@ class ModelSpec:
 
     @property
     def attention_layer(self) -> int:
-        return ALIGNED_LAYER if ALIGNED_LAYER in self.layers else max(self.layers)
+        return self.aligned_layer if self.aligned_layer in self.layers else max(self.layers)
 
     @property
     def topk(self) -> int:
         return min(3, self.num_classes)
 
     def classifier_outputs(self) -> list[str]:
-        return ["logits", "probabilities", "cam"] + [f"attention_{k}" for k in sorted(self.layers)]
+        return ["logits", "probabilities"] + (["cam"] if self.has_cam else []) \
+            + [f"attention_{k}" for k in sorted(self.layers)]
 
     def to_dict(self) -> dict:
         """The compact form embedded in generated configs (parameter `aucues`)."""
-        return {
+        d = {
             "preprocess": self.preprocess.to_dict(),
             "layers": {str(k): list(v) for k, v in sorted(self.layers.items())},
-            "cam_size": list(self.cam_size),
+            "cam_size": list(self.cam_size) if self.has_cam else None,
             "attention_layer": self.attention_layer,
         }
+        if not self.has_cam:  # only then, so the configs of models with a CAM stay as they were
+            d["has_cam"] = False
+        return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -74,12 +85,17 @@ class ModelSpec:
             raise AucuesError(f"model metadata: malformed 'layers' {meta.get('layers')!r}") from None
         if not layers:
             raise AucuesError("model metadata lists no attention layers; the server needs at least one")
+        aligned = meta.get("attention_layer", ALIGNED_LAYER)
+        if isinstance(aligned, bool) or not isinstance(aligned, int):
+            raise AucuesError(f"model metadata: malformed 'attention_layer' {aligned!r}")
+        if meta.get("has_cam", True) is False:  # absent in files exported before it existed: they have one
+            return cls(preprocess=pre, layers=layers, cam_size=None, metadata=dict(meta), aligned_layer=aligned)
         cam = meta.get("cam_size") or layers.get(ALIGNED_LAYER) or layers[max(layers)]
         try:
             cam_size = (int(cam[0]), int(cam[1]))
         except (TypeError, ValueError, IndexError):
             raise AucuesError(f"model metadata: malformed 'cam_size' {cam!r}") from None
-        return cls(preprocess=pre, layers=layers, cam_size=cam_size, metadata=dict(meta))
+        return cls(preprocess=pre, layers=layers, cam_size=cam_size, metadata=dict(meta), aligned_layer=aligned)
 
     @classmethod
     def from_json(cls, text: str) -> "ModelSpec":

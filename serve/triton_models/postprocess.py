@@ -1,7 +1,7 @@
 """Triton Python model `postprocess`: classifier outputs + aligned landmarks -> label and explanations.
 
 Outputs: label (BYTES), probabilities, topk labels, cam (predicted class CAM upsampled to the aligned
-face, [0,1]), attention (aligned-layer attention upsampled, [0,1]), au_evidence (BYTES JSON, share of
+face, [0,1]; only for a model with a CAM: APViT has none, the spec says), attention (aligned-layer attention upsampled, [0,1]), au_evidence (BYTES JSON, share of
 attention inside each AU region of the predicted class) and interpretability_score (cosine between
 attention and the predicted class's AU map; NaN for Neutral, which has no AU map) and status.
 
@@ -24,6 +24,7 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         self.spec = ModelSpec.from_json(config["parameters"]["aucues"]["string_value"])
         self.att = f"attention_{self.spec.attention_layer}"
+        self.has_cam = self.spec.has_cam  # no `cam` input or output otherwise (serve/pbtxt.py)
 
     def _row(self, status, probs, cam, att, pts):
         """(explanation or None, status bytes) for one row."""
@@ -36,8 +37,9 @@ class TritonPythonModel:
 
     def _one(self, request):
         get = lambda name: pb_utils.get_input_tensor_by_name(request, name).as_numpy()  # noqa: E731
-        probs, cam, att, pts = get("probabilities"), get("cam"), get(self.att), get("landmarks")
+        probs, att, pts = get("probabilities"), get(self.att), get("landmarks")
         n = probs.shape[0]
+        cam = get("cam") if self.has_cam else [None] * n
         status = get("status").reshape(-1)
         if n == 1 and status[0] == b"ok":  # the single-image path: its failure fails the request
             rows, status = [postprocess(self.spec, probs[0], cam[0], att[0], pts[0])], [b"ok"]
@@ -51,7 +53,6 @@ class TritonPythonModel:
                                                        for r in rows]).astype(np.float32)),
             pb_utils.Tensor("topk", np.array([[t.encode() for t in r.topk] if r else [b""] * k for r in rows],
                                              dtype=np.object_)),
-            pb_utils.Tensor("cam", np.stack([r.cam if r else zero for r in rows]).astype(np.float32)),
             pb_utils.Tensor("attention", np.stack([r.attention if r else zero for r in rows]).astype(np.float32)),
             pb_utils.Tensor("au_evidence", np.array([[evidence_json(r.au_evidence).encode() if r else b"[]"]
                                                      for r in rows], dtype=np.object_)),
@@ -59,6 +60,8 @@ class TritonPythonModel:
                             np.array([[r.interpretability_score if r else 0.0] for r in rows], np.float32)),
             pb_utils.Tensor("status", np.array([[t] for t in status], dtype=np.object_)),
         ]
+        if self.has_cam:
+            out.insert(3, pb_utils.Tensor("cam", np.stack([r.cam if r else zero for r in rows]).astype(np.float32)))
         return pb_utils.InferenceResponse(output_tensors=out)
 
     def execute(self, requests):

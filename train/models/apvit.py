@@ -150,6 +150,7 @@ class PoolingViT(nn.Module):
 
 class APViTFER(FERModel):
     has_cam = False
+    aligned_layer = 1  # the IR-50 map: where the paper aligns and scores APViT
 
     def __init__(self, config, preprocess):
         super().__init__(config, preprocess)

@@ -128,6 +128,9 @@ class FERModel(nn.Module):
     # whether forward gives a CAM (ModelOutput.cam); the one source of this fact: export writes it into
     # the ONNX metadata ("has_cam"), evaluate and the Triton configs follow it. APViT has none.
     has_cam: bool = True
+    # the layer whose attention this architecture aligns and serves (docs/method.md §5: 5; APViT: 1, its
+    # IR-50 map); exported as the metadata's "attention_layer"
+    aligned_layer: int = 5
 
     # input channels _run accepts (mini_xception: 1, grayscale)
     in_channels: int = 3
