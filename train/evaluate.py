@@ -1,9 +1,11 @@
 """Evaluation: classification (accuracy, macro F1, per-class accuracy, confusion matrix) and the
 interpretability metrics of docs/method.md §7 on a dataset split.
 
-    evaluate(checkpoint, data, dataset, split="test") -> {"method", "accuracy", "macro_f1", "per_class_accuracy",
-        "att_cos": {"1".."5"}, "cam_cos", "cam_cos_gradcam", "cam_cos_gradcampp", "cam_cos_layercam",
-        "confusion_matrix", "n_images", "n_skipped"}
+    evaluate(checkpoint, data, dataset, split="test") -> {"method", "has_cam", "accuracy", "macro_f1",
+        "per_class_accuracy", "att_cos": {"1".."5"}, "cam_cos", "cam_cos_gradcam", "cam_cos_gradcampp",
+        "cam_cos_layercam", "confusion_matrix", "n_images", "n_skipped"}
+
+A model without a CAM (has_cam False: APViT) gets every cam_cos None: CAM-COS is not applicable.
 
 ATT-COS of layer l and CAM-COS compare the layer attention / the true class's CAM with the AU map
 built from the TRUE label at the input size; samples without a valid map (Neutral, no landmarks)

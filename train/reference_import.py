@@ -164,8 +164,11 @@ def convert(folder):
     from aucues.labels import class_names
     from aucues.preprocessing import PreprocessConfig
     from aucues.train.models import ModelConfig, build_model
+    from aucues.train.reference_apvit import convert_apvit, is_apvit
     from aucues.train.reference_methods import check_keys
 
+    if is_apvit(folder):  # a whole-model state dict of the APViT architecture (train/reference_apvit.py)
+        return convert_apvit(folder)
     spec = read_spec(folder)
     conv = method_converter(spec.method)
     if spec.pooling != conv.pooling:

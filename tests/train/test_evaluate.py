@@ -13,7 +13,7 @@ from aucues.train.config import resolve_config
 from aucues.train.evaluate import evaluate
 from aucues.train.trainer import train
 
-KEYS = {"method", "accuracy", "macro_f1", "per_class_accuracy", "att_cos", "cam_cos", "cam_cos_gradcam",
+KEYS = {"method", "has_cam", "accuracy", "macro_f1", "per_class_accuracy", "att_cos", "cam_cos", "cam_cos_gradcam",
         "cam_cos_gradcampp", "cam_cos_gradcampp_reference", "cam_cos_layercam", "confusion_matrix", "n_images", "n_skipped",
         "landmarks", "selection"}
 
