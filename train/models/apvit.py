@@ -177,7 +177,7 @@ class APViTFER(FERModel):
         nn.init.zeros_(self.classification_head.fc.bias)
         # layer l (2..5) ends after ViT block ends[l] (1-based), evenly spaced; >= 1 for shallow test models
         self._ends = {l: max(1, round((l - 1) * depth / 4)) for l in range(2, 6)}
-        if config.weights not in ("random",):
+        if config.weights != "random":
             self._load_weights("apvit", config.weights)
 
     @property
