@@ -97,7 +97,7 @@ def read_apvit_spec(folder, input_size: int):
         method=METHOD, pooling=str(cfg.get("spatial_pooling", "")), dataset=str(cfg["dataset"]), encoder=ENCODER,
         large_maps=False, num_classes=num_classes, crop_size=input_size, au_loss=au, au_layers=layers,
         au_lambda=lam, self_attention=False, heatmap_type=str(cfg.get("align_atten_to_heatmap_type_heatmap", "")),
-        valid_freq=_float_or_none(cfg.get("valid_freq_mb")), options=options)
+        valid_freq=_float_or_none(cfg.get("valid_freq_mb")), options=options, arch=str(model.get("arch", "")))
 
 
 def read_state(folder) -> dict:
