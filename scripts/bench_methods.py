@@ -93,6 +93,8 @@ def run(args) -> dict:
         t0 -= old.get("total_s", 0)
     for m in methods:
         opts = {"hidden": args.acol_hidden} if m == "acol" else {}
+        if m == "apvit":  # keep the reference's share of the IR-50 map, 160 of (112 / 8)^2 = 196 tokens
+            opts = {"k": max(1, round(160 / 196 * (args.transformer_image_size // 8) ** 2))}
         own = dict(common)
         if m in TRANSFORMERS:
             own.update(backbone=None, image_size=args.transformer_image_size, au_layers=AU_LAYERS.get(m, (5,)))

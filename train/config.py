@@ -37,7 +37,7 @@ class TrainConfig:
     large_maps: bool = True              # §5: layer3/layer4 stride 1 (dilated)
     weights: str | None = None           # local pretrained weights file (nothing downloads)
     init: str | None = None              # start from this aucues checkpoint (train/init_from.py)
-    image_size: int = DEFAULT_IMAGE_SIZE
+    image_size: int | None = None        # None: the method's (Method.image_size: 224; apvit 112, as the reference)
     method: str = "cam"                  # CAM method (docs/method.md §12): cam wildcat acol prm adl cutmix
     method_options: dict | None = None   # that method's options; completed with its defaults
     # optimisation (§9)
@@ -86,7 +86,7 @@ class TrainConfig:
             bad("limit_train", "must be >= 1")
         if self.num_workers < 0:
             bad("num_workers", "must be >= 0")
-        if self.image_size < 32:
+        if self.image_size is not None and self.image_size < 32:
             bad("image_size", "must be >= 32")
         if self.epochs < 1:
             bad("epochs", "must be >= 1")
@@ -119,6 +119,8 @@ class TrainConfig:
         pinned = get_method(self.method).architecture
         if self.au_layers is None:
             self.au_layers = tuple(get_method(self.method).au_layers)
+        if self.image_size is None:
+            self.image_size = get_method(self.method).image_size or DEFAULT_IMAGE_SIZE
         if self.backbone is None:
             self.backbone = pinned or "resnet50"
         if not self.backbone:

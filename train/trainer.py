@@ -17,6 +17,7 @@ import dataclasses
 import functools
 import io
 import logging
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -422,12 +423,21 @@ def _train_epoch(config: TrainConfig, env: DistEnv, s: _State, ddp_model, loader
             skips.update(batch)
             parts, n = _step(ddp_model, s.criterion, s.optimizer, s.scaler, batch, env, s.use_amp)
             if n:
-                sums += torch.tensor([parts.total.item() * n, parts.ce.item() * n,
+                total = parts.total.item()
+                if not math.isfinite(total) and not s.use_amp:
+                    # without a GradScaler that skips such steps, the weights are now NaN/inf too:
+                    # stop before anything is saved (the earlier epochs' checkpoints stay as they are)
+                    _diverged(config, epoch, f"the loss was {total} (CE {parts.ce.item():.4g}, AU "
+                                             f"alignment {parts.align.item():.4g}) at step {i + 1}")
+                sums += torch.tensor([total * n, parts.ce.item() * n,
                                       parts.align.item() * n, n], dtype=torch.float64)
             bar.update(task, advance=1, info=f"loss {sums[0] / max(sums[3], 1):.4f}")
             if mid_validate is not None and mid_epoch_due(i, len(loader), config.valid_every_fraction):
                 mid_validate(i + 1, len(loader))
                 ddp_model.train()
+    bad = [name for name, p in unwrap(ddp_model).named_parameters() if not torch.isfinite(p).all()]
+    if bad:  # (AMP: the scaler skips steps with inf gradients, so this is a divergence it could not stop)
+        _diverged(config, epoch, f"{len(bad)} weight tensors became NaN/inf (first: {bad[0]})")
     s.scheduler.step()
     all_reduce_sum(sums, env)
     n_skip = torch.tensor([float(skips.count)], dtype=torch.float64)
@@ -436,6 +446,12 @@ def _train_epoch(config: TrainConfig, env: DistEnv, s: _State, ddp_model, loader
             "train_ce": _r(sums[1] / max(sums[3], 1)), "train_align": _r(sums[2] / max(sums[3], 1)),
             "val_accuracy": None, "val_ce": None, "val_att_cos_5": None, "time_s": None,
             "n_skipped": int(n_skip.item())}
+
+
+def _diverged(config: TrainConfig, epoch: int, what: str) -> None:
+    raise AucuesError(f"training diverged in epoch {epoch + 1}: {what}; nothing of this epoch was saved "
+                      f"(earlier epochs' checkpoints in {config.out} are kept); lower --lr (now {config.lr:g})"
+                      + (f" or --au-lambda (now {config.au_lambda:g})" if config.au_loss else ""))
 
 
 def _common_extra(config: TrainConfig, s: _State, val_metrics: dict, epoch: int) -> dict:

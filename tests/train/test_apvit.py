@@ -127,3 +127,12 @@ def test_method_apvit_pins_its_backbone_and_layer_1():
     assert TrainConfig(method="apvit", au_layers=(1, 5)).validate().au_layers == (1, 5)
     with pytest.raises(AucuesError, match="fixed by method apvit"):
         TrainConfig(method="apvit", backbone="resnet18").validate()
+
+
+def test_method_apvit_defaults_to_the_reference_geometry():
+    from aucues.train.config import TrainConfig
+
+    cfg = TrainConfig(method="apvit").validate()
+    assert (cfg.backbone, cfg.image_size, cfg.au_layers) == ("apvit", 112, (1,))
+    assert TrainConfig(method="apvit", image_size=224).validate().image_size == 224  # a flag still wins
+    assert TrainConfig(method="cam").validate().image_size == 224 and TrainConfig().validate().au_layers == (5,)

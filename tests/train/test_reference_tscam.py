@@ -27,6 +27,8 @@ def reference_forward(state: dict, x: torch.Tensor) -> dict:
     net.load_state_dict({k: v for k, v in state.items() if not k.startswith("head.")}, strict=True)
     inputs = []
     hooks = [b.register_forward_pre_hook(lambda m, a: inputs.append(a[0])) for b in net.blocks]
+    pre_norm = []  # layer 5 = the residual stream before the final LayerNorm (train/models/tscam.py)
+    hooks.append(net.norm.register_forward_pre_hook(lambda m, a: pre_norm.append(a[0])))
     with torch.no_grad():
         tokens = net.forward_features(x)  # (n, 1 + g*g, 384), after the final LayerNorm
         sa = torch.zeros(n, g * g)
@@ -42,7 +44,8 @@ def reference_forward(state: dict, x: torch.Tensor) -> dict:
     for hk in hooks:
         hk.remove()
     assert len(inputs) == 12
-    return {"logits": maps.mean((2, 3)), "cam": maps * sa.reshape(n, 1, g, g), "attention_5": fmap.mean(1),
+    layer5 = pre_norm[0][:, 1:].transpose(1, 2).reshape(n, DIM, g, g)
+    return {"logits": maps.mean((2, 3)), "cam": maps * sa.reshape(n, 1, g, g), "attention_5": layer5.mean(1),
             "sa": sa}
 
 

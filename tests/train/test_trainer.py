@@ -92,3 +92,13 @@ def test_without_landmarks_training_is_ce_only(synth, tmp_path):
     r = train(tiny(data, tmp_path / "r", epochs=1, limit_train=16, val_fraction=0.0), progress=False)
     row = r.history[0]
     assert row["train_align"] == 0 and row["val_accuracy"] is None and r.best_checkpoint.exists()
+
+
+def test_a_diverging_run_stops_in_one_line_and_saves_nothing_of_it(synth, tmp_path):
+    """An absurd learning rate makes the loss NaN: training stops at once with one line instead of
+    saving NaN weights as the "best" model (measured before: 5 epochs of NaN loss and a NaN best.pt)."""
+    out = tmp_path / "r"
+    with pytest.raises(AucuesError, match=r"training diverged in epoch 1: .*lower --lr \(now 1e\+12\)") as e:
+        train(tiny(synth, out, lr=1e12), progress=False)
+    assert "\n" not in str(e.value)
+    assert not (out / "best.pt").exists() and not (out / "last.pt").exists()

@@ -49,6 +49,8 @@ def test_cam_is_class_maps_times_semantic_agnostic_attention():
         for blk in net.blocks:
             blk.attn.fused_attn = False
             hooks.append(blk.attn.attn_drop.register_forward_hook(lambda m, i, o: rows.append(o)))
+        pre_norm = []
+        hooks.append(net.norm.register_forward_pre_hook(lambda m, a: pre_norm.append(a[0])))
         tokens = net.forward_features(x)
         for h in hooks:
             h.remove()
@@ -58,7 +60,9 @@ def test_cam_is_class_maps_times_semantic_agnostic_attention():
     maps = F.conv2d(fmap, model.head.weight, model.head.bias, padding=1)
     torch.testing.assert_close(out.logits, maps.mean((2, 3)), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(out.cam, maps * sa, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(out.features[5], fmap, rtol=1e-4, atol=1e-5)
+    # layer 5 is the residual stream before the final LayerNorm (the head reads it normed)
+    torch.testing.assert_close(out.features[5], pre_norm[0][:, 1:].transpose(1, 2).reshape(2, 384, 4, 4),
+                               rtol=1e-4, atol=1e-5)
     assert not torch.allclose(sa, sa.mean().expand_as(sa))  # the attention really weights the map
 
 
@@ -130,3 +134,23 @@ def test_head_init_is_xavier_with_zero_bias():
     assert float(w.abs().max()) <= bound and float(w.abs().max()) > 0.95 * bound
     # uniform on [-bound, bound] has std bound/sqrt(3); the default init's bound here is 1/sqrt(fan_in), 2.4x smaller
     assert abs(float(w.std()) - bound / math.sqrt(3)) < 0.05 * bound
+
+
+def test_random_init_layer5_attention_has_a_direction_and_au_training_stays_finite():
+    """The channel mean of a LayerNorm output is 0 by construction, so a post-norm layer 5 gave the
+    AU loss an all-zero map at random init and NaN in the first epoch (lr 0.01 and 0.001)."""
+    torch.manual_seed(0)
+    model = build().train()
+    x, y = torch.randn(8, 3, SIZE, SIZE), torch.arange(8) % 7
+    amap, valid = torch.rand(8, SIZE, SIZE), torch.ones(8, dtype=torch.bool)
+    with torch.no_grad():
+        att = model(x).attentions[5]
+    assert att.flatten(1).std(1).min() > 1e-3  # post-norm it was ~1e-8
+    crit = AUAlignmentLoss((5,), 9.0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    for _ in range(4):
+        opt.zero_grad()
+        parts = get_method("tscam").step_loss(model, crit, x, y, amap, valid, {})
+        parts.total.backward()
+        opt.step()
+        assert torch.isfinite(parts.total), parts

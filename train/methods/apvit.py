@@ -19,6 +19,9 @@ class APViTMethod(Method):
     backbones = ("apvit",)
     head_keys = "APVIT"
     au_layers = (1,)  # the paper aligns APViT's IR-50 map (docs/method.md §12)
+    # the reference runs APViT at 112 px: its position embedding has 196 = (112 / 8)^2 entries, of
+    # which k = 160 are kept; at 224 px the pooling would keep 160 of 784
+    image_size = 112
     options = {
         "k": Opt(int, 160, 1, None, what="tokens kept by the attention pooling of the IR-50 map"),
         "r": Opt(float, 0.9, 0.0, 1.0, lo_open=True, what="keep rate of ViT blocks 5-8"),

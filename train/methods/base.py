@@ -78,6 +78,8 @@ class Method:
     architecture: str | None = None
     # the AU-loss layers when the run names none (TrainConfig.au_layers None); APViT aligns layer 1
     au_layers: tuple[int, ...] = (5,)
+    # the input side when the run names none (TrainConfig.image_size None): None = the paper's 224
+    image_size: int | None = None
 
     def build_head(self, in_channels: int, num_classes: int, opts: dict):
         """-> an nn.Module with forward(features, labels=None) -> (logits, cam, aux), or None for WGAP."""

@@ -12,9 +12,10 @@ TS-CAM CAM multiplies by, so this class computes its own forward.
 - Semantic-agnostic attention: each block's CLS-to-patch attention row, averaged over heads, summed
   over all blocks -> (N, 1, H/16, W/16).
 - CAM = class maps x semantic-agnostic attention (raw, no ReLU/normalisation, like every CAM here).
-- Layers 1..5 for the AU loss: the patch-token maps after blocks 2, 5, 7, 10 and 12 (12 after the final
-  LayerNorm, the map the head reads) - the same evenly spaced rule as `vit_b_16`, so a layer number
-  means the same depth fraction in both transformers and layer 5 is the CAM head's input as for CNNs.
+- Layers 1..5 for the AU loss: the patch-token maps after blocks 2, 5, 7, 10 and 12 (the residual
+  stream; layer 5 is the map the head reads, before the head's final LayerNorm, see `_stage`) - the
+  same evenly spaced rule as `vit_b_16`, so a layer number means the same depth fraction in both
+  transformers.
 
 The attention weights are recomputed from each block's own qkv projection (timm's blocks use fused
 attention, which does not return them): one extra qkv matmul per block."""
@@ -101,10 +102,20 @@ class TSCAMFER(FERModel):
             if self._sa is not None:
                 self._sa.append(block_cls_attention(blocks[i], h))
             h = blocks[i](h)
-        return self.backbone.norm(h) if layer == 5 else h
+        # Layer 5 is the residual stream BEFORE the final LayerNorm (the head reads it after, in
+        # forward). A LayerNorm output has zero mean over channels by construction, so with the
+        # random-init norm (weight 1, bias 0) the channel-mean attention of the normed map is 0
+        # everywhere, the AU loss's cosine has no direction and its gradient (~1/|map|) throws the
+        # norm's bias to infinity: measured NaN in the first epoch at lr 0.01 and 0.001.
+        return h
 
     def layer_module(self, layer: int) -> nn.Module:
-        return self.backbone.norm if layer == 5 else self.backbone.blocks[self._ends[layer] - 1]
+        return self.backbone.blocks[self._ends[layer] - 1]
+
+    def _head_input(self, fmap: Tensor) -> Tensor:
+        """The final LayerNorm on the layer-5 patch-token map (per token, over channels)."""
+        n, d, g, w = fmap.shape
+        return self.backbone.norm(fmap.flatten(2).transpose(1, 2)).transpose(1, 2).reshape(n, d, g, w)
 
     def output_to_map(self, layer: int, t: Tensor) -> Tensor:
         n, _, d = t.shape
@@ -134,7 +145,7 @@ class TSCAMFER(FERModel):
             sa = torch.stack(self._sa, 0).sum(0)  # (N, L): summed over all blocks
         finally:
             self._sa = None
-        maps = self.head(head_in)  # (N, C, g, g) class maps
+        maps = self.head(self._head_input(head_in))  # (N, C, g, g) class maps
         cam = maps * sa.reshape(maps.shape[0], 1, *maps.shape[-2:])
         return ModelOutput(logits=maps.mean((2, 3)), cam=cam,
                            attentions={l: feats[l].mean(1) for l in layers},
