@@ -372,6 +372,18 @@ def list_images(root, extensions=IMAGE_EXTENSIONS, pattern: str | None = None) -
     return scan_images(root, extensions, pattern)[0]
 
 
+def open_for_landmarker(path, landmarker, refresh: bool = False) -> tuple[LandmarkCache, int]:
+    """(the cache at `path` ready to take `landmarker`'s points, number of entries of another source
+    that `refresh` cleared); refused in one line (and closed) when they differ without `refresh`."""
+    cache = LandmarkCache(path)
+    try:
+        n_before = len(cache)
+        return cache, (n_before if cache.adopt_source(getattr(landmarker, "source", None), refresh) else 0)
+    except BaseException:
+        cache.close()
+        raise
+
+
 def describe_source(source: str | None) -> str:
     """A reader's words for a cache's recorded source (None: not recorded)."""
     from aucues.landmarks import MESH68_SOURCE
@@ -406,17 +418,10 @@ def landmark_dataset(root, cache_path, extensions=IMAGE_EXTENSIONS, pattern: str
     keys, ignored = scan_images(root, extensions, pattern)
     # landmarker: None (MediaPipe), a kind name (aucues.landmarks.LANDMARKERS) or a landmarker object
     own = landmarker is None or isinstance(landmarker, str)
-    cache = LandmarkCache(cache_path)
+    lm = make_landmarker(landmarker or "mediapipe", max_faces, min_detection_score) if own else landmarker
     try:
-        lm = make_landmarker(landmarker or "mediapipe", max_faces, min_detection_score) if own else landmarker
+        cache, refreshed = open_for_landmarker(cache_path, lm, refresh)
     except BaseException:
-        cache.close()
-        raise
-    try:
-        n_before = len(cache)
-        refreshed = n_before if cache.adopt_source(getattr(lm, "source", None), refresh) else 0
-    except BaseException:
-        cache.close()
         if own:
             lm.close()
         raise

@@ -168,7 +168,7 @@ def prepare_rafdb(root, size: int = DEFAULT_IMAGE_SIZE, limit: int | None = None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from aucues.io import read_image, write_image
-    from aucues.landmark_cache import LandmarkCache
+    from aucues.landmark_cache import open_for_landmarker
     from aucues.landmarks import Face
     from aucues.train.data.rafdb import RAF_CACHE
 
@@ -187,12 +187,9 @@ def prepare_rafdb(root, size: int = DEFAULT_IMAGE_SIZE, limit: int | None = None
         from aucues.landmarks import MediaPipeLandmarker
 
         landmarker = MediaPipeLandmarker(max_faces=3)
-    cache = LandmarkCache(root / RAF_CACHE)
     try:
-        n_before = len(cache)
-        refreshed = n_before if cache.adopt_source(getattr(landmarker, "source", None), refresh) else 0
+        cache, refreshed = open_for_landmarker(root / RAF_CACHE, landmarker, refresh)
     except BaseException:
-        cache.close()
         if own:
             landmarker.close()
         raise
