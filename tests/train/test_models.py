@@ -191,3 +191,27 @@ def test_resnet_cam_head_is_xavier_with_zero_bias():
     bound = (6.0 / (w.shape[0] + w.shape[1])) ** 0.5   # xavier_uniform's limit
     assert float(b.abs().max()) == 0.0
     assert float(w.abs().max()) <= bound and float(w.abs().max()) > 0.9 * bound
+
+
+def test_vit_layer5_is_before_the_final_norm_and_the_head_reads_after_it():
+    """Layer 5 of vit_b_16 is the residual stream before encoder.ln (after it the channel mean is 0
+    by construction: a random-init layer-5 attention was ~1e-8 everywhere and the AU loss diverged);
+    the head still reads torchvision's normed encoder output, so logits and CAM are unchanged."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(backbone="vit_b_16"), PreprocessConfig(image_size=32)).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        out = model(x)
+        enc = model.backbone.encoder
+        tokens = model._stem(x)
+        pre = enc.layers(tokens)                 # torchvision: encoder = ln(layers(dropout(x + pos)))
+        post = enc.ln(pre)
+    fmap = lambda t: t[:, 1:].transpose(1, 2).reshape(2, t.shape[-1], 2, 2)  # noqa: E731
+    torch.testing.assert_close(out.features[5], fmap(pre))
+    w = model.head.weight
+    cam = F.conv2d(fmap(post), w.reshape(*w.shape, 1, 1))
+    torch.testing.assert_close(out.cam, cam)
+    torch.testing.assert_close(out.logits, cam.mean((2, 3)) + model.head.bias)
+    assert out.attentions[5].flatten(1).std(1).min() > 1e-3

@@ -178,10 +178,16 @@ class FERModel(nn.Module):
         feats, _ = self._run(x, layers)
         return feats
 
+    def _head_input(self, fmap: Tensor) -> Tensor:
+        """The layer-5 map as the head reads it: itself, or (ViTs) after the encoder's final LayerNorm,
+        which is applied here and not in layer 5 (train/models/vit.py says why)."""
+        return fmap
+
     def forward(self, x: Tensor, labels: Tensor | None = None) -> ModelOutput:
         """`labels` only matter to a method head that uses them in training (ACoL); inference needs none."""
         wanted = tuple(self.config.attention_layers) + (5,)
         feats, head_in = self._run(x, wanted)
+        head_in = self._head_input(head_in)
         layers = self.config.attention_layers
         if getattr(self.head, "is_method_head", False):  # WILDCAT, ACoL, PRM (train/methods)
             logits, cam, aux = self.head(head_in, labels)

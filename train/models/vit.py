@@ -65,11 +65,18 @@ class ViTFER(FERModel):
         start = self._ends[layer - 1] if layer > 1 else 0
         for i in range(start, self._ends[layer]):
             h = enc.layers[i](h)
-        return enc.ln(h) if layer == 5 else h
+        # Layer 5 is the residual stream before the final LayerNorm; the head gets it normed
+        # (_head_input). After a LayerNorm the mean over channels is 0 by construction, so a random-init
+        # norm (weight 1, bias 0) made the layer-5 attention 0 everywhere and the AU loss diverge
+        # (as measured on TS-CAM, train/models/tscam.py); logits and CAM are unchanged by this.
+        return h
+
+    def _head_input(self, fmap: Tensor) -> Tensor:
+        n, d, g, w = fmap.shape
+        return self.backbone.encoder.ln(fmap.flatten(2).transpose(1, 2)).transpose(1, 2).reshape(n, d, g, w)
 
     def layer_module(self, layer: int) -> nn.Module:
-        enc = self.backbone.encoder
-        return enc.ln if layer == 5 else enc.layers[self._ends[layer] - 1]
+        return self.backbone.encoder.layers[self._ends[layer] - 1]
 
     def output_to_map(self, layer: int, t: Tensor) -> Tensor:
         n, length, d = t.shape
