@@ -16,6 +16,7 @@ rounding averages out over hundreds of channels (docs/export.md, "INT8").
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 import time
@@ -179,11 +180,20 @@ def quantize(fp32_path: Path, out_path: Path, faces: np.ndarray, cfg: Int8Config
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[cfg.method]
     symmetric = cfg.activations == "int8"
-    quantize_static(str(prepped), str(out_path), Reader(), quant_format=QuantFormat.QDQ,
-                    per_channel=cfg.per_channel,
-                    activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=method, nodes_to_exclude=exclude,
-                    extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True})
+    # ORT's quantizer logs a root-logger warning per try of per-channel axis 1 on a rank-1 weight
+    # (every LayerNorm of a transformer: hundreds of lines); they change nothing, the report says
+    # what was quantized and the verification judges it
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_static(str(prepped), str(out_path), Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=cfg.per_channel,
+                        activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, calibrate_method=method, nodes_to_exclude=exclude,
+                        extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True})
+    finally:
+        root.setLevel(level)
     quantized = onnx.load(str(out_path))
     ops = [n.op_type for n in quantized.graph.node]
     return {"format": "QDQ", "weights": "int8 per-channel" if cfg.per_channel else "int8 per-tensor",

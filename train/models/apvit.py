@@ -14,8 +14,9 @@ forward calls their parts because token pooling happens between attention and ML
 No CAM: the ViT's output is one vector, not a map (ModelOutput.cam is None, `has_cam` False).
 Layer attention for the AU loss / ATT-COS (docs/method.md §5 numbering):
 - layer 1: the IR-50 map the ViT reads (256, H/8, W/8): the map the paper aligns and scores;
-- layers 2..5: the patch tokens after ViT blocks 2, 4, 6, 8 (8 after the final LayerNorm) put back on
-  the H/8 x W/8 grid at their positions; tokens pooled away are 0 there (no feature, no attention).
+- layers 2..5: the patch tokens after ViT blocks 2, 4, 6, 8 (the residual stream, 8 before the final
+  LayerNorm, as for TS-CAM and vit_b_16) put back on the H/8 x W/8 grid at their positions; tokens
+  pooled away are 0 there (no feature, no attention).
 Self-attention gating (docs/method.md §5) is not defined for this architecture and is refused."""
 
 from __future__ import annotations
@@ -227,8 +228,9 @@ class APViTFER(FERModel):
                 pos = pos.gather(1, idx)
             for layer in range(2, 6):
                 if layer in wanted and self._ends[layer] == i + 1:
-                    out = vit.norm(h) if layer == 5 else h
-                    feats[layer] = self._on_grid(out[:, 1:], pos, g)
+                    # the residual stream, layer 5 too (before vit.norm: after a LayerNorm the channel
+                    # mean is 0 by construction, train/models/tscam.py)
+                    feats[layer] = self._on_grid(h[:, 1:], pos, g)
         logits = self.classification_head.fc(vit.norm(h)[:, 0]) if last == 5 else None  # _ends[5] = the last block
         return feats, logits
 
