@@ -197,11 +197,9 @@ class APViTFER(FERModel):
         raise AucuesError("apvit has no CAM: gradient CAMs (gradcam, gradcampp, layercam) do not apply")
 
     def layer_shapes(self, image_size) -> dict[int, tuple[int, int]]:
-        hw = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-        size = self.preprocess.image_size
-        if hw != (size, size):
-            raise AucuesError(f"apvit takes {size}x{size} inputs, got {hw[0]}x{hw[1]}")
-        return {l: (size // STRIDE, size // STRIDE) for l in range(1, 6)}
+        from aucues.train.models.patch_tokens import fixed_size_shapes
+
+        return fixed_size_shapes("apvit", self.preprocess.image_size, image_size, STRIDE)
 
     def _features(self, x: Tensor, wanted: tuple[int, ...]) -> tuple[dict[int, Tensor], Tensor | None]:
         """Layer features of `wanted` (1..5) and the logits if the ViT ran to its end (5 in wanted)."""
@@ -229,7 +227,7 @@ class APViTFER(FERModel):
             for layer in range(2, 6):
                 if layer in wanted and self._ends[layer] == i + 1:
                     # the residual stream, layer 5 too (before vit.norm: after a LayerNorm the channel
-                    # mean is 0 by construction, train/models/tscam.py)
+                    # mean is 0 by construction, train/models/patch_tokens.py)
                     feats[layer] = self._on_grid(h[:, 1:], pos, g)
         logits = self.classification_head.fc(vit.norm(h)[:, 0]) if last == 5 else None  # _ends[5] = the last block
         return feats, logits

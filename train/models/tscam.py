@@ -27,9 +27,9 @@ from torch import Tensor, nn
 
 from aucues.errors import AucuesError
 from aucues.train.models.base import FERModel
+from aucues.train.models.patch_tokens import PATCH, PatchTokenMaps
 from aucues.train.models.registry import register_model
 
-PATCH = 16
 DEIT_S = {"embed_dim": 384, "depth": 12, "num_heads": 6}
 
 
@@ -44,7 +44,7 @@ def block_cls_attention(block: nn.Module, x: Tensor) -> Tensor:
     return weights[:, :, 0, 1:].mean(1)
 
 
-class TSCAMFER(FERModel):
+class TSCAMFER(PatchTokenMaps, FERModel):
     classifier_prefixes = ("head.",)
 
     def __init__(self, config, preprocess, depth: int = DEIT_S["depth"]):
@@ -90,9 +90,7 @@ class TSCAMFER(FERModel):
         return state
 
     def _stem(self, x: Tensor) -> Tensor:
-        size = self.preprocess.image_size
-        if x.shape[-2:] != (size, size):
-            raise AucuesError(f"tscam takes {size}x{size} inputs, got {x.shape[-2]}x{x.shape[-1]}")
+        self._check_input(x)
         b = self.backbone
         return b.norm_pre(b.patch_drop(b._pos_embed(b.patch_embed(x))))
 
@@ -102,36 +100,15 @@ class TSCAMFER(FERModel):
             if self._sa is not None:
                 self._sa.append(block_cls_attention(blocks[i], h))
             h = blocks[i](h)
-        # Layer 5 is the residual stream BEFORE the final LayerNorm (the head reads it after, in
-        # forward). A LayerNorm output has zero mean over channels by construction, so with the
-        # random-init norm (weight 1, bias 0) the channel-mean attention of the normed map is 0
-        # everywhere, the AU loss's cosine has no direction and its gradient (~1/|map|) throws the
-        # norm's bias to infinity: measured NaN in the first epoch at lr 0.01 and 0.001.
+        # layer 5 too: before the final LayerNorm, which the head applies (patch_tokens.py says why;
+        # measured: NaN in the first AU epoch at lr 0.01 and 0.001 when layer 5 was taken after it)
         return h
 
     def layer_module(self, layer: int) -> nn.Module:
         return self.backbone.blocks[self._ends[layer] - 1]
 
-    def _head_input(self, fmap: Tensor) -> Tensor:
-        """The final LayerNorm on the layer-5 patch-token map (per token, over channels)."""
-        n, d, g, w = fmap.shape
-        return self.backbone.norm(fmap.flatten(2).transpose(1, 2)).transpose(1, 2).reshape(n, d, g, w)
-
-    def output_to_map(self, layer: int, t: Tensor) -> Tensor:
-        n, _, d = t.shape
-        g = self.preprocess.image_size // PATCH
-        return t[:, 1:].transpose(1, 2).reshape(n, d, g, g)
-
-    def _gate(self, layer: int, h: Tensor, fmap: Tensor) -> Tensor:
-        gate = h[:, 1:].mean(-1, keepdim=True)  # patch tokens times their channel mean (as vit_b_16)
-        return torch.cat([h[:, :1], h[:, 1:] * gate], dim=1)
-
-    def layer_shapes(self, image_size) -> dict[int, tuple[int, int]]:
-        hw = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-        size = self.preprocess.image_size
-        if hw != (size, size):
-            raise AucuesError(f"tscam takes {size}x{size} inputs, got {hw[0]}x{hw[1]}")
-        return {l: (size // PATCH, size // PATCH) for l in range(1, 6)}
+    def _final_norm(self) -> nn.Module:
+        return self.backbone.norm
 
     def forward(self, x: Tensor, labels: Tensor | None = None):
         from aucues.train.models.base import ModelOutput

@@ -13,12 +13,11 @@ from torch import Tensor, nn
 
 from aucues.errors import AucuesError
 from aucues.train.models.base import FERModel
+from aucues.train.models.patch_tokens import PATCH, PatchTokenMaps
 from aucues.train.models.registry import register_model
 
-PATCH = 16
 
-
-class ViTFER(FERModel):
+class ViTFER(PatchTokenMaps, FERModel):
     classifier_prefixes = ("heads.",)
 
     def __init__(self, config, preprocess, arch: str = "vit_b_16"):
@@ -52,9 +51,7 @@ class ViTFER(FERModel):
         return state
 
     def _stem(self, x: Tensor) -> Tensor:
-        size = self.preprocess.image_size
-        if x.shape[-2:] != (size, size):
-            raise AucuesError(f"{self._arch} takes {size}x{size} inputs, got {x.shape[-2]}x{x.shape[-1]}")
+        self._check_input(x)
         b = self.backbone
         t = b.conv_proj(x).flatten(2).transpose(1, 2)  # (N, L, D)
         t = torch.cat([b.class_token.expand(t.shape[0], -1, -1), t], dim=1)
@@ -65,34 +62,13 @@ class ViTFER(FERModel):
         start = self._ends[layer - 1] if layer > 1 else 0
         for i in range(start, self._ends[layer]):
             h = enc.layers[i](h)
-        # Layer 5 is the residual stream before the final LayerNorm; the head gets it normed
-        # (_head_input). After a LayerNorm the mean over channels is 0 by construction, so a random-init
-        # norm (weight 1, bias 0) made the layer-5 attention 0 everywhere and the AU loss diverge
-        # (as measured on TS-CAM, train/models/tscam.py); logits and CAM are unchanged by this.
-        return h
-
-    def _head_input(self, fmap: Tensor) -> Tensor:
-        n, d, g, w = fmap.shape
-        return self.backbone.encoder.ln(fmap.flatten(2).transpose(1, 2)).transpose(1, 2).reshape(n, d, g, w)
+        return h  # layer 5 too: before the final LayerNorm, which the head applies (patch_tokens.py)
 
     def layer_module(self, layer: int) -> nn.Module:
         return self.backbone.encoder.layers[self._ends[layer] - 1]
 
-    def output_to_map(self, layer: int, t: Tensor) -> Tensor:
-        n, length, d = t.shape
-        g = self.preprocess.image_size // PATCH
-        return t[:, 1:].transpose(1, 2).reshape(n, d, g, g)
-
-    def _gate(self, layer: int, h: Tensor, fmap: Tensor) -> Tensor:
-        gate = h[:, 1:].mean(-1, keepdim=True)  # patch tokens times their channel mean
-        return torch.cat([h[:, :1], h[:, 1:] * gate], dim=1)
-
-    def layer_shapes(self, image_size) -> dict[int, tuple[int, int]]:
-        hw = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-        size = self.preprocess.image_size
-        if hw != (size, size):
-            raise AucuesError(f"{self._arch} takes {size}x{size} inputs, got {hw[0]}x{hw[1]}")
-        return {l: (size // PATCH, size // PATCH) for l in range(1, 6)}
+    def _final_norm(self) -> nn.Module:
+        return self.backbone.encoder.ln
 
 
 @register_model("vit_b_16")
