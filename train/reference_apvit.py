@@ -48,7 +48,7 @@ def _option(cfg: dict, model: dict, key: str):
 
 
 def read_apvit_spec(folder, input_size: int):
-    from aucues.train.reference_import import (CONFIG_FILE, _bool, _float_or_none, _layers, _none,
+    from aucues.train.reference_import import (CONFIG_FILE, _bool, _float_or_none, _none, read_au_options,
                                                WEIGHTS_FILE)
     from aucues.train.reference_methods import ReferenceSpec
 
@@ -81,39 +81,13 @@ def read_apvit_spec(folder, input_size: int):
         raise AucuesError(f"{where}: num_classes must be an integer") from None
     if num_classes not in (7, 8):
         raise AucuesError(f"{where}: num_classes must be 7 (or 8 with Contempt), got {num_classes}")
-    au = _bool(cfg["align_atten_to_heatmap"], "align_atten_to_heatmap", where)
-    try:
-        layers = _layers(cfg.get("align_atten_to_heatmap_layers", "1"), where)
-    except AucuesError:
-        if au:
-            raise
-        layers = ()
-    try:
-        lam = float(cfg.get("align_atten_to_heatmap_lambda", 0.0))
-    except (TypeError, ValueError):
-        raise AucuesError(f"{where}: align_atten_to_heatmap_lambda must be a number") from None
+    au, layers, lam = read_au_options(cfg, where, default_layers="1")
     options = {OPTION_KEYS[k]: v for k in OPTION_KEYS if (v := _option(cfg, model, k)) is not None}
     return ReferenceSpec(
         method=METHOD, pooling=str(cfg.get("spatial_pooling", "")), dataset=str(cfg["dataset"]), encoder=ENCODER,
         large_maps=False, num_classes=num_classes, crop_size=input_size, au_loss=au, au_layers=layers,
         au_lambda=lam, self_attention=False, heatmap_type=str(cfg.get("align_atten_to_heatmap_type_heatmap", "")),
         valid_freq=_float_or_none(cfg.get("valid_freq_mb")), options=options, arch=str(model.get("arch", "")))
-
-
-def read_state(folder) -> dict:
-    """model.pt -> the whole-model state dict (weights_only; a `module.` prefix is dropped)."""
-    import torch
-
-    path = Path(folder) / "model.pt"
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise AucuesError(f"{path}: not a readable torch file ({msg})") from None
-    if not isinstance(data, dict) or not data or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        found = sorted(map(str, data))[:4] if isinstance(data, dict) else type(data).__name__
-        raise AucuesError(f"{path}: expected APViT's whole-model state dict of tensors (found {found})")
-    return {str(k)[len("module."):] if str(k).startswith("module.") else str(k): v for k, v in data.items()}
 
 
 def input_size(state: dict, where: str) -> int:
@@ -141,7 +115,10 @@ def convert_apvit(folder):
     where = str(Path(folder) / "model.pt")
     if not Path(folder).is_dir():
         raise AucuesError(f"{folder}: no such folder")
-    state = read_state(folder) if (Path(folder) / "model.pt").is_file() else {}
+    from aucues.train.reference_import import read_weights
+
+    state = (read_weights(folder, whole=True, what="APViT's whole-model state dict")[0]
+             if (Path(folder) / "model.pt").is_file() else {})
     size = input_size(state, where) if state else 0
     spec = read_apvit_spec(folder, size)
     mc = ModelConfig(backbone="apvit", method="apvit", method_options=dict(spec.options), num_classes=spec.num_classes,

@@ -96,17 +96,7 @@ def read_spec(folder) -> ReferenceSpec:
         raise AucuesError(f"{where}: num_classes must be 7 (or 8 with Contempt), got {num_classes}")
     if crop < 32:
         raise AucuesError(f"{where}: crop_size must be >= 32, got {crop}")
-    au = _bool(cfg["align_atten_to_heatmap"], "align_atten_to_heatmap", where)
-    try:
-        layers = _layers(cfg.get("align_atten_to_heatmap_layers", "5"), where)
-    except AucuesError:
-        if au:
-            raise
-        layers = ()  # without the AU loss the option is unused: whatever it holds does not matter
-    try:
-        lam = float(cfg.get("align_atten_to_heatmap_lambda", 0.0))
-    except (TypeError, ValueError):
-        raise AucuesError(f"{where}: align_atten_to_heatmap_lambda must be a number") from None
+    au, layers, lam = read_au_options(cfg, where, default_layers="5")
     return ReferenceSpec(
         method=str(cfg["method"]), pooling=str(cfg["spatial_pooling"]), dataset=str(cfg["dataset"]),
         encoder=encoder, large_maps=_bool(model["large_maps"], "model.large_maps", where),
@@ -118,6 +108,22 @@ def read_spec(folder) -> ReferenceSpec:
         options={k: cfg[k] for k in METHOD_OPTION_KEYS if k in cfg and not _none(cfg[k])}, arch=arch)
 
 
+def read_au_options(cfg: dict, where: str, default_layers: str) -> tuple[bool, tuple[int, ...], float]:
+    """The run's AU-loss arguments: (align_atten_to_heatmap, its layers, its lambda)."""
+    au = _bool(cfg["align_atten_to_heatmap"], "align_atten_to_heatmap", where)
+    try:
+        layers = _layers(cfg.get("align_atten_to_heatmap_layers", default_layers), where)
+    except AucuesError:
+        if au:
+            raise
+        layers = ()  # without the AU loss the option is unused: whatever it holds does not matter
+    try:
+        lam = float(cfg.get("align_atten_to_heatmap_lambda", 0.0))
+    except (TypeError, ValueError):
+        raise AucuesError(f"{where}: align_atten_to_heatmap_lambda must be a number") from None
+    return au, layers, lam
+
+
 def _float_or_none(v) -> float | None:
     try:
         return None if _none(v) else float(v)
@@ -125,9 +131,9 @@ def _float_or_none(v) -> float | None:
         return None
 
 
-def read_weights(folder, whole: bool = False) -> tuple[dict, dict]:
+def read_weights(folder, whole: bool = False, what: str = "the whole model's state dict") -> tuple[dict, dict]:
     """model.pt -> (encoder state dict, classification_head state dict), read with weights_only;
-    `whole` (TS-CAM, APViT): model.pt is the whole model's state dict -> (it, {})."""
+    `whole` (TS-CAM, APViT): model.pt is `what`, the whole model's state dict -> (it, {})."""
     import torch
 
     path = Path(folder) / WEIGHTS_FILE
@@ -139,7 +145,7 @@ def read_weights(folder, whole: bool = False) -> tuple[dict, dict]:
     if whole:
         if not isinstance(data, dict) or {"encoder", "classification_head"} & set(data):
             found = sorted(map(str, data))[:4] if isinstance(data, dict) else type(data).__name__
-            raise AucuesError(f"{path}: expected the whole model's state dict (found {found})")
+            raise AucuesError(f"{path}: expected {what} (found {found})")
         data = {"encoder": data, "classification_head": {}}
     elif not isinstance(data, dict) or not {"encoder", "classification_head"} <= set(data):
         found = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__
@@ -149,6 +155,8 @@ def read_weights(folder, whole: bool = False) -> tuple[dict, dict]:
     for name in ("encoder",) if whole else ("encoder", "classification_head"):
         sd = data[name]
         if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+            if whole:
+                raise AucuesError(f"{path}: expected {what} of tensors (found {sorted(map(str, sd))[:4]})")
             raise AucuesError(f"{path}: '{name}' is not a state dict of tensors")
         if any(str(k).startswith("module.") for k in sd):  # a DDP-wrapped save: the keys are the same after it
             sd = {str(k)[len("module."):] if str(k).startswith("module.") else k: v for k, v in sd.items()}
