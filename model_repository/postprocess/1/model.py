@@ -24,7 +24,6 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         self.spec = ModelSpec.from_json(config["parameters"]["aucues"]["string_value"])
         self.att = f"attention_{self.spec.attention_layer}"
-        self.has_cam = self.spec.has_cam  # no `cam` input or output otherwise (serve/pbtxt.py)
 
     def _row(self, status, probs, cam, att, pts):
         """(explanation or None, status bytes) for one row."""
@@ -39,7 +38,7 @@ class TritonPythonModel:
         get = lambda name: pb_utils.get_input_tensor_by_name(request, name).as_numpy()  # noqa: E731
         probs, att, pts = get("probabilities"), get(self.att), get("landmarks")
         n = probs.shape[0]
-        cam = get("cam") if self.has_cam else [None] * n
+        cam = get("cam") if self.spec.has_cam else [None] * n  # no `cam` input otherwise (serve/pbtxt.py)
         status = get("status").reshape(-1)
         if n == 1 and status[0] == b"ok":  # the single-image path: its failure fails the request
             rows, status = [postprocess(self.spec, probs[0], cam[0], att[0], pts[0])], [b"ok"]
@@ -60,7 +59,7 @@ class TritonPythonModel:
                             np.array([[r.interpretability_score if r else 0.0] for r in rows], np.float32)),
             pb_utils.Tensor("status", np.array([[t] for t in status], dtype=np.object_)),
         ]
-        if self.has_cam:
+        if self.spec.has_cam:
             out.insert(3, pb_utils.Tensor("cam", np.stack([r.cam if r else zero for r in rows]).astype(np.float32)))
         return pb_utils.InferenceResponse(output_tensors=out)
 
