@@ -384,6 +384,15 @@ def open_for_landmarker(path, landmarker, refresh: bool = False) -> tuple[Landma
         raise
 
 
+def other_mesh_mapping(source: str | None) -> bool:
+    """Whether points of this recorded source may follow another 468 -> 68 mapping than today's: not
+    recorded (an aucues before sources were), or the mesh family at another version."""
+    from aucues.landmarks import MESH68_SOURCE
+
+    family = MESH68_SOURCE.split("/")[0]
+    return source is None or (source != MESH68_SOURCE and source.split("/")[0] == family)
+
+
 def describe_source(source: str | None) -> str:
     """A reader's words for a cache's recorded source (None: not recorded)."""
     from aucues.landmarks import MESH68_SOURCE
@@ -391,7 +400,7 @@ def describe_source(source: str | None) -> str:
     if source is None:
         return ("an unrecorded source (an aucues before 2026-12-03: MediaPipe points there follow the older "
                 "468 -> 68 mapping, without the pose-aware jaw, brow and lid resampling)")
-    if source != MESH68_SOURCE and source.split("/")[0] == MESH68_SOURCE.split("/")[0]:
+    if other_mesh_mapping(source):
         return f"{source} (another version of the 468 -> 68 mapping than today's {MESH68_SOURCE})"
     return source
 

@@ -81,14 +81,13 @@ def load_landmarks(cache_path: Path, keys) -> tuple[dict[str, np.ndarray], str]:
 
     if not cache_exists(cache_path):
         return {}, "none"
-    from aucues.landmark_cache import describe_source
-    from aucues.landmarks import MESH68_SOURCE
+    from aucues.landmark_cache import describe_source, other_mesh_mapping
 
     with LandmarkCache(cache_path, readonly=True) as cache:
         out = cache.points_many(keys)  # finite float32 (68, 2) per key with a face
         source = str(cache.path if cache.path.is_file() else cache.legacy_path)
         made_by = cache.source
-    if out and (made_by is None or (made_by != MESH68_SOURCE and made_by.split("/")[0] == MESH68_SOURCE.split("/")[0])):
+    if out and other_mesh_mapping(made_by):
         # still usable, but said where the dataset summary is printed: the points may follow an older
         # 468 -> 68 mapping than the landmarker that serves the model will use
         source += f"; WARNING: made by {describe_source(made_by)}; `aucues data prepare ... --refresh` redoes them"
