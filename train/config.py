@@ -116,11 +116,12 @@ class TrainConfig:
             bad("stop_after_epoch", "must be >= 1")
         from aucues.train.methods import get_method, resolve_options
 
-        pinned = get_method(self.method).architecture
+        method = get_method(self.method)
+        pinned = method.architecture
         if self.au_layers is None:
-            self.au_layers = tuple(get_method(self.method).au_layers)
+            self.au_layers = tuple(method.au_layers)
         if self.image_size is None:
-            self.image_size = get_method(self.method).image_size or DEFAULT_IMAGE_SIZE
+            self.image_size = method.image_size or DEFAULT_IMAGE_SIZE
         if self.backbone is None:
             self.backbone = pinned or "resnet50"
         if not self.backbone:
