@@ -134,14 +134,14 @@ class PoolingViT(nn.Module):
         """Block i on (N, 1 + L, D) -> its output and, when it pools, the kept patch-token indices (into L).
         Pooling ranks the patch tokens by the CLS row of the attention logits (before softmax) summed
         over heads, and drops the others after the attention residual, before the MLP."""
+        from aucues.train.models.patch_tokens import timm_qkv
+
         blk = self.blocks[i]
-        attn = blk.attn
         n, length, d = x.shape
-        qkv = attn.qkv(blk.norm1(x)).reshape(n, length, 3, attn.num_heads, d // attn.num_heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        logits = (q @ k.transpose(-2, -1)) * attn.scale            # (N, heads, 1 + L, 1 + L)
+        q, k, v = timm_qkv(blk, x)
+        logits = q @ k.transpose(-2, -1)                            # (N, heads, 1 + L, 1 + L)
         y = (logits.softmax(-1) @ v).transpose(1, 2).reshape(n, length, d)
-        x = x + attn.proj(y)
+        x = x + blk.attn.proj(y)
         keep, idx = self.counts[i], None
         if keep < length - 1:
             idx = top_tokens(logits[:, :, 0, 1:].sum(1), keep)

@@ -23,6 +23,15 @@ def fixed_size_shapes(name: str, size: int, image_size, stride: int) -> dict[int
     return {l: (size // stride, size // stride) for l in range(1, 6)}
 
 
+def timm_qkv(block: nn.Module, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """q (scaled), k, v of a timm ViT `block`'s attention for its input `x`, each (N, heads, L, head_dim):
+    what its fused attention computes but does not return (TS-CAM's CLS attention, APViT's pooling)."""
+    attn = block.attn
+    n, length, _ = x.shape
+    qkv = attn.qkv(block.norm1(x)).reshape(n, length, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
+    return attn.q_norm(qkv[0]) * attn.scale, attn.k_norm(qkv[1]), qkv[2]
+
+
 class PatchTokenMaps:
     """Mixin placed before FERModel; the subclass says which module is the encoder's final norm."""
 

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from aucues.errors import AucuesError
 from aucues.train.models.base import FERModel
-from aucues.train.models.patch_tokens import PATCH, PatchTokenMaps
+from aucues.train.models.patch_tokens import PATCH, PatchTokenMaps, timm_qkv
 from aucues.train.models.registry import register_model
 
 DEIT_S = {"embed_dim": 384, "depth": 12, "num_heads": 6}
@@ -36,11 +36,8 @@ DEIT_S = {"embed_dim": 384, "depth": 12, "num_heads": 6}
 def block_cls_attention(block: nn.Module, x: Tensor) -> Tensor:
     """(N, L) attention of the CLS token to the patch tokens in timm `block` for its input `x`,
     averaged over heads (TS-CAM's per-layer semantic-agnostic attention)."""
-    attn = block.attn
-    n, length, _ = x.shape
-    qkv = attn.qkv(block.norm1(x)).reshape(n, length, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
-    q, k = attn.q_norm(qkv[0]), attn.k_norm(qkv[1])
-    weights = ((q[:, :, :1] * attn.scale) @ k.transpose(-2, -1)).softmax(-1)  # (N, heads, 1, L+1)
+    q, k, _ = timm_qkv(block, x)
+    weights = (q[:, :, :1] @ k.transpose(-2, -1)).softmax(-1)  # (N, heads, 1, L+1): the CLS row only
     return weights[:, :, 0, 1:].mean(1)
 
 
