@@ -132,7 +132,8 @@ def bench_serve(
 ) -> None:
     """The Triton ensemble end to end (image bytes in) at several concurrencies, with and without
     dynamic batching, against the in-process pipeline in threads; Triton's server-side statistics."""
-    from aucues.serve.bench import ServeBenchConfig, run_serve_bench, write_serve_results
+    from aucues.serve.bench import ServeBenchConfig, run_serve_bench
+    from aucues.serve.bench_report import write_serve_results
 
     cfg = ServeBenchConfig(concurrency=_ints(concurrency, "--concurrency"), duration=duration, rounds=rounds,
                            protocol=protocol,

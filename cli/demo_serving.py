@@ -73,7 +73,8 @@ def serving_step(cfg, p: dict, console) -> dict:
 
 
 def _bench(cfg, p: dict, server, console) -> dict:
-    from aucues.serve.bench import ServeBenchConfig, run_serve_bench, write_serve_results
+    from aucues.serve.bench import ServeBenchConfig, run_serve_bench
+    from aucues.serve.bench_report import write_serve_results
 
     bcfg = ServeBenchConfig(concurrency=cfg.bench_concurrency, duration=cfg.bench_seconds, protocol="grpc",
                             compare_batching=False)

@@ -15,7 +15,8 @@ variant at the same concurrencies with the same photo, for the same time per poi
 beside aucues's in the payload ("perf_analyzer") and the Markdown.
 With --url only the server at that URL is measured (and in-process too when an ONNX is given).
 Server-side queue / compute times per model come from Triton's statistics API, as deltas over each
-measured window."""
+measured window (serve/server_stats.py); CPU ms per request of every process from psutil, read around
+each window (serve/cpu_usage.py). The ratios, Markdown and plots: serve/bench_report.py."""
 
 from __future__ import annotations
 
@@ -31,9 +32,9 @@ from typing import Callable
 import numpy as np
 
 from aucues.errors import AucuesError
+from aucues.serve.bench_report import serve_ratios
 
 Progress = Callable[[str], None]
-STAT_PHASES = ("queue", "compute_input", "compute_infer", "compute_output")
 
 
 @dataclass
@@ -124,56 +125,6 @@ def load_test(make_worker: Callable[[int], Callable[[], object]], concurrency: i
 
 
 # ---------------------------------------------------------------------------------------------------
-# Triton statistics
-
-
-def _num(v) -> float:
-    return float(v) if v not in (None, "") else 0.0
-
-
-def fetch_stats(url: str, protocol: str) -> dict[str, dict]:
-    """model -> {"requests", "executions", "inferences", "<phase>_ns", "batches": {size: count}}."""
-    if protocol == "http":
-        import tritonclient.http as tc
-
-        client = tc.InferenceServerClient(url)
-        raw = client.get_inference_statistics()
-    else:
-        import tritonclient.grpc as tc
-
-        client = tc.InferenceServerClient(url)
-        raw = client.get_inference_statistics(as_json=True)
-    client.close()
-    out = {}
-    for m in raw.get("model_stats", []):
-        inf = m.get("inference_stats", {})
-        d = {"requests": _num(inf.get("success", {}).get("count")),
-             "executions": _num(m.get("execution_count")), "inferences": _num(m.get("inference_count"))}
-        for phase in STAT_PHASES:
-            d[f"{phase}_ns"] = _num(inf.get(phase, {}).get("ns"))
-        d["batches"] = {int(b["batch_size"]): _num(b.get("compute_infer", {}).get("count"))
-                        for b in m.get("batch_stats", [])}
-        out[m["name"]] = d
-    return out
-
-
-def stats_delta(before: dict, after: dict) -> list[dict]:
-    rows = []
-    for name, a in after.items():
-        b = before.get(name, {})
-        req = a["requests"] - b.get("requests", 0.0)
-        if req <= 0:
-            continue
-        execs = a["executions"] - b.get("executions", 0.0)
-        row = {"model": name, "requests": int(req), "executions": int(execs),
-               "avg_batch": round((a["inferences"] - b.get("inferences", 0.0)) / execs, 2) if execs > 0 else None}
-        for phase in STAT_PHASES:
-            row[f"{phase}_ms"] = round((a[f"{phase}_ns"] - b.get(f"{phase}_ns", 0.0)) / req / 1e6, 2)
-        rows.append(row)
-    return sorted(rows, key=lambda r: r["model"])
-
-
-# ---------------------------------------------------------------------------------------------------
 # Repositories
 
 
@@ -219,10 +170,14 @@ class Target:
     close: Callable[[], None] = lambda: None
     info: dict | None = None
     url: str | None = None          # Triton variants: where the server listens
+    cpu: Callable[[], dict] | None = None  # CPU seconds so far by process (serve.cpu_usage.Snapshot)
 
 
-def triton_target(name: str, url: str, protocol: str, data: bytes, info: dict | None = None) -> Target:
+def triton_target(name: str, url: str, protocol: str, data: bytes, info: dict | None = None,
+                  server_pid: int | None = None) -> Target:
+    from aucues.serve import cpu_usage
     from aucues.serve.client import AucuesClient
+    from aucues.serve.server_stats import fetch_stats
 
     clients: list[AucuesClient] = []
 
@@ -236,7 +191,10 @@ def triton_target(name: str, url: str, protocol: str, data: bytes, info: dict | 
             c.close()
         clients.clear()
 
-    return Target(name, make, lambda: fetch_stats(url, protocol), after, info=info, url=url)
+    def cpu() -> dict:  # the server and its stubs (when local) plus this process, the client
+        return {**cpu_usage.server_processes(server_pid), **cpu_usage.own_process(cpu_usage.CLIENT)}
+
+    return Target(name, make, lambda: fetch_stats(url, protocol), after, info=info, url=url, cpu=cpu)
 
 
 def server_target(name: str, repository: Path, data: bytes, cfg: ServeBenchConfig, step: Progress) -> Target:
@@ -246,12 +204,14 @@ def server_target(name: str, repository: Path, data: bytes, cfg: ServeBenchConfi
     server = TritonServer(repository)
     server.start(timeout=cfg.server_timeout)
     url = server.http_url if cfg.protocol == "http" else server.grpc_url
-    t = triton_target(name, url, cfg.protocol, data, {"server_start_s": round(server.start_seconds or 0.0, 2)})
+    t = triton_target(name, url, cfg.protocol, data, {"server_start_s": round(server.start_seconds or 0.0, 2)},
+                      server_pid=server.pid)
     t.close = server.stop
     return t
 
 
 def inprocess_target(onnx: Path, data: bytes, landmarker: str = "mediapipe") -> Target:
+    from aucues.serve import cpu_usage
     from aucues.serve.pipeline import OnnxClassifier, Pipeline
 
     shared = OnnxClassifier(onnx)
@@ -269,7 +229,7 @@ def inprocess_target(onnx: Path, data: bytes, landmarker: str = "mediapipe") -> 
         for p in pipes.values():
             p.close()
 
-    return Target("inprocess", make, close=close)
+    return Target("inprocess", make, close=close, cpu=lambda: cpu_usage.own_process(cpu_usage.INPROCESS))
 
 
 def _merge(name: str, c: int, windows: list[dict]) -> dict:
@@ -286,23 +246,45 @@ def _merge(name: str, c: int, windows: list[dict]) -> dict:
     return row
 
 
+def _timed_window(t: Target, c: int, seconds: float, cpu_spent: dict[str, float]) -> dict:
+    """One load window; the CPU its timed part cost (from every thread warm to every thread done) is
+    added to cpu_spent by process."""
+    from aucues.serve.cpu_usage import delta
+
+    snap: dict = {}
+
+    def ready() -> None:
+        snap["before"] = t.cpu() if t.cpu else None
+
+    try:
+        res = load_test(t.make, c, seconds, on_ready=ready)
+        if snap.get("before") is not None:
+            for k, v in delta(snap["before"], t.cpu()).items():
+                cpu_spent[k] = cpu_spent.get(k, 0.0) + v
+        return res
+    finally:
+        t.after_window()
+
+
 def measure(targets: list[Target], cfg: ServeBenchConfig, step: Progress) -> list[dict]:
     """For each concurrency: `rounds` windows of every target, round-robin, so load from other
     processes on a shared machine hits every variant alike; then one merged row per target."""
+    from aucues.serve.cpu_usage import per_request
+    from aucues.serve.server_stats import stats_delta
+
     rows = []
     window = cfg.duration / cfg.rounds
     for c in cfg.concurrency:
         windows: dict[str, list[dict]] = {t.name: [] for t in targets}
+        cpu: dict[str, dict[str, float]] = {t.name: {} for t in targets}
         before = {t.name: t.stats() for t in targets if t.stats}
         for r in range(cfg.rounds):
             for t in targets:
                 step(f"concurrency {c}, round {r + 1}/{cfg.rounds}: {t.name} ({window:g} s)")
-                try:
-                    windows[t.name].append(load_test(t.make, c, window))
-                finally:
-                    t.after_window()
+                windows[t.name].append(_timed_window(t, c, window, cpu[t.name]))
         for t in targets:
             row = _merge(t.name, c, windows[t.name])
+            row.update(per_request(cpu[t.name], row["requests"]) or {})
             if t.stats:
                 row["server_stats"] = stats_delta(before[t.name], t.stats())
             row.update(t.info or {})
@@ -352,7 +334,9 @@ def run_serve_bench(*, url: str | None = None, repository: str | Path | None = N
 
             with AucuesClient(url, cfg.protocol) as c:
                 c.check_ready()
-            targets.append(triton_target("triton", url, cfg.protocol, data))
+            from aucues.serve.cpu_usage import local_server_pid
+
+            targets.append(triton_target("triton", url, cfg.protocol, data, server_pid=local_server_pid(url)))
             notes.append("external server: its own batching settings; no on/off comparison")
         else:
             if repository is None:
@@ -411,82 +395,7 @@ def _perf_analyzer(targets: list[Target], rows: list[dict], cfg: ServeBenchConfi
     if target is None:
         raise AucuesError("--perf-analyzer needs a Triton server (give --repository, --onnx or --url)")
     step(f"perf_analyzer on {target.name} at concurrency {', '.join(map(str, cfg.concurrency))}")
-    data = perf_analyzer_input(image, tmp / "perf_analyzer_input.json")
+    data = pa.write_input(image, tmp / "perf_analyzer_input.json")
     res = pa.run(target.url, cfg.protocol, data, cfg.concurrency, cfg.duration / 3)
     return {"variant": target.name, "command": res["command"], "window_s": round(cfg.duration / 3, 3),
             "rows": res["rows"], "comparison": pa.compare(rows, res["rows"], target.name)}
-
-
-def perf_analyzer_input(image: str | Path, path: str | Path) -> Path:
-    """perf_analyzer --input-data file: the photo's encoded bytes, base64, as the ensemble's UINT8
-    `image_bytes` input with its shape (the byte count; the batch axis comes from -b)."""
-    import base64
-
-    from aucues.io import atomic_write_json
-
-    data = Path(image).read_bytes()
-    payload = {"data": [{"image_bytes": {"content": {"b64": base64.b64encode(data).decode("ascii")},
-                                         "shape": [len(data)]}}]}
-    atomic_write_json(path, payload)
-    return Path(path)
-
-
-def serve_ratios(rows: list[dict]) -> list[dict]:
-    by = {(r["variant"], r["concurrency"]): r for r in rows}
-    out = []
-    pairs = [("triton-dynamic", "inprocess", "Triton (dynamic batching) / in-process throughput"),
-             ("triton", "inprocess", "Triton / in-process throughput"),
-             ("triton-dynamic", "triton-nobatch", "dynamic batching / no batching throughput"),
-             ("triton-onnx-landmarks", "triton-dynamic", "served ONNX landmark models / MediaPipe in preprocess throughput")]
-    for c in sorted({r["concurrency"] for r in rows}):
-        for a, b, what in pairs:
-            ra, rb = by.get((a, c)), by.get((b, c))
-            if ra and rb and rb["throughput_per_s"] > 0:
-                per_round = [x / y for x, y in zip(ra.get("round_throughputs", []), rb.get("round_throughputs", []))
-                             if y > 0]
-                out.append({"ratio": what, "concurrency": c,
-                            "value": round(ra["throughput_per_s"] / rb["throughput_per_s"], 3),
-                            "paired": round(float(np.median(per_round)), 3) if per_round else None,
-                            "per_round": [round(v, 3) for v in per_round]})
-    return out
-
-
-def write_serve_results(payload: dict, out_dir: str | Path) -> dict[str, str]:
-    from aucues.benchmark import line_plot, markdown_table, write_results
-
-    out = Path(out_dir)
-    rows = payload["rows"]
-    md = f"# aucues bench serve\n\nimage {Path(payload['source']['image']).name} " \
-         f"({payload['source']['image_bytes']} bytes), {payload['config']['duration']:g} s per point, protocol " \
-         f"{payload['config']['protocol']}, load average {', '.join(f'{v:.2f}' for v in payload['load_avg'])}\n\n"
-    md += markdown_table(rows, ["variant", "concurrency", "rounds", "requests", "errors", "throughput_per_s", "p50_ms",
-                                "p90_ms", "p99_ms"])
-    md += "\n## Ratios (same run)\n\n" + markdown_table(payload["ratios"], ["ratio", "concurrency", "value", "paired", "per_round"])
-    md += "\nvalue = ratio of the throughputs over all rounds; paired = median of the per-round ratios " \
-          "(the variants' windows alternate, so each round's pair ran minutes apart at most).\n"
-    stat_rows = [{"variant": r["variant"], "concurrency": r["concurrency"], **s}
-                 for r in rows for s in r.get("server_stats", [])]
-    if stat_rows:
-        md += "\n## Triton statistics (per request, measured window)\n\n"
-        md += markdown_table(stat_rows, ["variant", "concurrency", "model", "requests", "executions", "avg_batch",
-                                         "queue_ms", "compute_input_ms", "compute_infer_ms", "compute_output_ms"])
-    pa = payload.get("perf_analyzer")
-    if pa:
-        md += f"\n## perf_analyzer beside aucues ({pa['variant']}, same photo and concurrencies)\n\n"
-        md += markdown_table(pa["comparison"], ["concurrency", "aucues_per_s", "perf_analyzer_per_s", "aucues_over_pa",
-                                                "aucues_p50_ms", "pa_p50_ms", "pa_server_queue_ms",
-                                                "pa_server_compute_ms"])
-        md += f"\ncommand (per concurrency C): `{pa['command']}`\n"
-    if payload["notes"]:
-        md += "\n" + "".join(f"- {n}\n" for n in payload["notes"])
-    paths = write_results(out, "serve", payload, md)
-    paths["perf_analyzer_input"] = str(perf_analyzer_input(payload["source"]["image"], out / "perf_analyzer_input.json"))
-    variants = list(dict.fromkeys(r["variant"] for r in rows))
-    pick = lambda v, k: ([r["concurrency"] for r in rows if r["variant"] == v],  # noqa: E731
-                         [r.get(k, float("nan")) for r in rows if r["variant"] == v])
-    line_plot(out / "serve_throughput.png", {v: pick(v, "throughput_per_s") for v in variants}, "concurrency",
-              "requests / s", "Throughput vs concurrency", logx=True)
-    line_plot(out / "serve_latency.png", {v: pick(v, "p50_ms") for v in variants}, "concurrency",
-              "p50 latency (ms)", "Latency vs concurrency", logx=True)
-    paths.update(throughput_plot=str(out / "serve_throughput.png"), latency_plot=str(out / "serve_latency.png"))
-    return paths

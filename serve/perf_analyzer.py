@@ -212,6 +212,20 @@ def compare(aucues_rows: list[dict], pa_rows: list[dict], variant: str) -> list[
     return out
 
 
+def write_input(image: str | Path, path: str | Path) -> Path:
+    """perf_analyzer --input-data file: the photo's encoded bytes, base64, as the ensemble's UINT8
+    `image_bytes` input with its shape (the byte count; the batch axis comes from -b)."""
+    import base64
+
+    from aucues.io import atomic_write_json
+
+    data = Path(image).read_bytes()
+    payload = {"data": [{"image_bytes": {"content": {"b64": base64.b64encode(data).decode("ascii")},
+                                         "shape": [len(data)]}}]}
+    atomic_write_json(path, payload)
+    return Path(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m aucues.serve.perf_analyzer setup|check|run ARGS` (make setup runs `setup`)."""
     args = sys.argv[1:] if argv is None else argv

@@ -37,9 +37,10 @@ class StubEvent:
     error: str = ""
 
 
-def stub_models(server_pid: int, repository: Path) -> dict[int, tuple[str, bool]]:
+def stub_models(server_pid: int, repository: Path | None) -> dict[int, tuple[str, bool]]:
     """pid -> (model name, alive) for every Python-backend stub child of tritonserver; a zombie
-    (exited, not yet reaped by Triton) counts as dead."""
+    (exited, not yet reaped by Triton) counts as dead. Without the repository (a server started
+    elsewhere) the model is the folder two levels above the stub's model.py."""
     import psutil
 
     try:
@@ -62,7 +63,7 @@ def stub_models(server_pid: int, repository: Path) -> dict[int, tuple[str, bool]
             continue
         path = Path(cmd[1])
         try:
-            model = path.relative_to(repository).parts[0]
+            model = path.relative_to(repository).parts[0] if repository else path.parent.parent.name
         except ValueError:
             model = path.parent.parent.name
         out[p.pid] = (model, alive)

@@ -68,6 +68,15 @@ def test_bench_serve_url(cli, tmp_path, triton, tiny_onnx):
     cls = next(s for s in triton_row["server_stats"] if s["model"] == "classifier")
     assert cls["requests"] >= triton_row["requests"] and cls["compute_infer_ms"] > 0
     assert "Triton / in-process throughput" in {r["ratio"] for r in payload["ratios"]}
+    # CPU per request: the local server is found from its URL, each model's stubs are charged apart
+    assert {"tritonserver", "preprocess", "classifier", "postprocess", "client (aucues bench)"} <= set(
+        triton_row["cpu_ms_per_request"])
+    assert triton_row["cpu_ms_total"] == pytest.approx(sum(triton_row["cpu_ms_per_request"].values()), abs=0.05)
+    inproc = next(r for r in payload["rows"] if r["variant"] == "inprocess")
+    assert set(inproc["cpu_ms_per_request"]) == {"in-process pipeline"} and inproc["cpu_bound_per_s"] > 0
+    ratio = next(r for r in payload["ratios"] if r["ratio"] == "Triton / in-process throughput")
+    assert ratio["by_cpu"] == pytest.approx(inproc["cpu_ms_total"] / triton_row["cpu_ms_total"], rel=1e-2)
+    assert "## CPU per request" in (tmp_path / "serve.md").read_text()
     # the perf_analyzer input file carries the same photo
     import base64
 

@@ -46,9 +46,9 @@ def test_parse_csv_converts_microseconds():
 @pytest.mark.slow
 def test_perf_analyzer_runs(triton, astronaut_path, tmp_path):
     _require()
-    from aucues.serve.bench import perf_analyzer_input
+    from aucues.serve.perf_analyzer import write_input
 
-    data = perf_analyzer_input(astronaut_path, tmp_path / "in.json")
+    data = write_input(astronaut_path, tmp_path / "in.json")
     res = pa.run(triton.grpc_url, "grpc", data, (1,), 0.5)
     (row,) = res["rows"]
     assert row["concurrency"] == 1 and row["throughput_per_s"] > 0 and 0 < row["p50_ms"] <= row["p99_ms"]
