@@ -1,10 +1,11 @@
-"""Per-dataset landmark cache and the resumable batch landmarker that fills it (docs/landmark_cache.md).
+"""Per-dataset landmark cache: the store, its formats and its points' source (docs/landmark_cache.md).
 
 The cache is one SQLite file (`aucues_landmarks68.sqlite`): a table of (key, face) rows, key = the
 image path relative to the dataset root with forward slashes, face = a 226-byte blob
 (aucues.landmark_codec) or NULL for "no face" (or an undecodable image). A processed key is never
-landmarked again, so an interrupted run resumes. Every set() is its own transaction in WAL mode: a
-kill -9 loses at most the item being written, and nothing is rewritten whole.
+landmarked again, so an interrupted run of the batch landmarker (aucues.landmark_batch) resumes.
+Every set() is its own transaction in WAL mode: a kill -9 loses at most the item being written, and
+nothing is rewritten whole.
 
 The meta table records the points' `source` (aucues.landmarks.MESH68_SOURCE for MediaPipe and its ONNX
 twin, another string for synthetic ground truth): resuming into a cache made by another source (an
@@ -33,7 +34,6 @@ from aucues.landmarks import Face
 FORMAT = "aucues-landmarks/2"
 LEGACY_FORMAT = "aucues-landmarks/1"
 CACHE_NAME = "aucues_landmarks68.sqlite"
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 _MAGIC = b"SQLite format 3\x00"
 # Each commit appends its changed pages to the WAL: 4 KB pages keep one image's commit at ~4 KB of
 # writes (16 KB pages measured no smaller a file and four times the writes).
@@ -347,31 +347,6 @@ class LandmarkCache:
         self.close()
 
 
-def scan_images(root, extensions=IMAGE_EXTENSIONS, pattern: str | None = None) -> tuple[list[str], int]:
-    """(sorted keys of the images under `root`, number of other files ignored). Keys are relative
-    with forward slashes, chosen by glob or extension; a dangling symlink with an image name is kept
-    (reading it then reports it) rather than dropped silently."""
-    root = Path(root)
-    if not root.is_dir():
-        raise AucuesError(f"{root}: not a folder")
-    exts = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
-    keys, ignored = [], 0
-    for p in (root.glob(pattern) if pattern else root.rglob("*")):
-        dangling = p.is_symlink() and not p.exists()
-        if not (p.is_file() or dangling):
-            continue  # folders
-        if pattern or p.suffix.lower() in exts:
-            keys.append(p.relative_to(root).as_posix())
-        else:
-            ignored += 1
-    return sorted(keys), ignored
-
-
-def list_images(root, extensions=IMAGE_EXTENSIONS, pattern: str | None = None) -> list[str]:
-    """Sorted keys (relative, forward slashes) of the images under `root`, by glob or extension."""
-    return scan_images(root, extensions, pattern)[0]
-
-
 def open_for_landmarker(path, landmarker, refresh: bool = False) -> tuple[LandmarkCache, int]:
     """(the cache at `path` ready to take `landmarker`'s points, number of entries of another source
     that `refresh` cleared); refused in one line (and closed) when they differ without `refresh`."""
@@ -403,61 +378,3 @@ def describe_source(source: str | None) -> str:
     if other_mesh_mapping(source):
         return f"{source} (another version of the 468 -> 68 mapping than today's {MESH68_SOURCE})"
     return source
-
-
-def landmark_dataset(root, cache_path, extensions=IMAGE_EXTENSIONS, pattern: str | None = None,
-                     save_every: int = 0, progress: bool = True, landmarker=None,
-                     max_faces: int = 10, min_detection_score: float = 0.5, refresh: bool = False) -> dict:
-    """Landmark every image under `root` into the cache at `cache_path`; the largest face is kept.
-
-    Resumable: keys already in the cache are skipped. An unreadable image (undecodable, dangling
-    symlink, not a regular file) or an image without a face is recorded as missing (None) and counted,
-    never raised. Every image is committed as it is done, so a kill loses at most the current one
-    (`save_every` is accepted for old callers and ignored). Returns counts: total, skipped (already
-    cached), processed (this run), faces, missing (no face), errors (unreadable), ignored (files
-    that are not images), error_examples, refreshed (entries of another source cleared, see
-    LandmarkCache.adopt_source; without `refresh` such a cache is refused), and cache (the store's path).
-    """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from aucues.io import read_image
-    from aucues.landmarks import make_landmarker
-
-    root = Path(root)
-    keys, ignored = scan_images(root, extensions, pattern)
-    # landmarker: None (MediaPipe), a kind name (aucues.landmarks.LANDMARKERS) or a landmarker object
-    own = landmarker is None or isinstance(landmarker, str)
-    lm = make_landmarker(landmarker or "mediapipe", max_faces, min_detection_score) if own else landmarker
-    try:
-        cache, refreshed = open_for_landmarker(cache_path, lm, refresh)
-    except BaseException:
-        if own:
-            lm.close()
-        raise
-    todo = [k for k in keys if k not in cache]
-    summary = {"root": str(root), "cache": str(cache.path), "total": len(keys), "skipped": len(keys) - len(todo),
-               "processed": 0, "faces": 0, "missing": 0, "errors": 0, "ignored": ignored, "error_examples": [],
-               "refreshed": refreshed}
-    columns = (TextColumn("landmarks"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    try:
-        with Progress(*columns, disable=not progress, transient=False) as bar:
-            task = bar.add_task("landmarks", total=len(todo))
-            for key in todo:
-                face = None
-                try:
-                    faces = lm.detect(read_image(root / key))
-                    face = faces[0] if faces else None
-                    summary["missing" if face is None else "faces"] += 1
-                except (AucuesError, RuntimeError) as e:  # unreadable, too large/small, graph error
-                    summary["errors"] += 1
-                    if len(summary["error_examples"]) < 10:
-                        summary["error_examples"].append(str(e))
-                cache.set(key, face)
-                summary["processed"] += 1
-                bar.advance(task)
-        cache.save()  # an empty dataset still gets its (empty) cache file
-    finally:
-        cache.close()
-        if own:
-            lm.close()
-    return summary

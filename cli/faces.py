@@ -73,7 +73,7 @@ def _table(path: str, faces):
 
 def _run_batch(batch: Path, cache: Optional[Path], as_json: bool, max_faces: int, min_score: float,
                landmarker: str = "mediapipe", refresh: bool = False) -> None:
-    from aucues.landmark_cache import landmark_dataset
+    from aucues.landmark_batch import landmark_dataset
 
     cache = cache or batch / DEFAULT_CACHE_NAME
     summary = landmark_dataset(batch, cache, progress=not as_json, max_faces=max_faces,

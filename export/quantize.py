@@ -81,7 +81,7 @@ def _stable_order(keys: list[str]) -> list[str]:
 
 def split_faces(cfg: Int8Config) -> tuple[list[Path], list[Path]]:
     """(calibration files, check files), disjoint by construction."""
-    from aucues.landmark_cache import list_images
+    from aucues.landmark_batch import list_images
 
     root = Path(cfg.calibration)
     keys = _stable_order(list_images(root))

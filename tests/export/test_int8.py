@@ -29,7 +29,7 @@ def ckpt(faces, tmp_path_factory):
     """Its CAM head fitted to the synthetic faces' labels (the random backbone frozen: training it
     takes minutes here): a random model's logits nearly tie, so its top-1 flips under any rounding
     and would measure nothing."""
-    from aucues.landmark_cache import list_images
+    from aucues.landmark_batch import list_images
     from aucues.preprocessing import PreprocessConfig
     from aucues.train.checkpoint import save_checkpoint
     from aucues.train.models import ModelConfig, build_model

@@ -17,7 +17,7 @@ cache and whose aligned file exists are skipped; every image is committed to the
 detector, an absurd box) is skipped, counted in `errors` and reported in `error_examples`.
 
 Folder / AffectNet datasets come already cropped: `prepare folder|affectnet` only fills
-`<root>/aucues_landmarks68.sqlite` for their images (aucues.landmark_cache.landmark_dataset).
+`<root>/aucues_landmarks68.sqlite` for their images (aucues.landmark_batch.landmark_dataset).
 """
 
 from __future__ import annotations
@@ -241,7 +241,7 @@ def prepare_rafdb(root, size: int = DEFAULT_IMAGE_SIZE, limit: int | None = None
 
 def prepare_landmarks(dataset: str, root, progress: bool = True, landmarker=None, refresh: bool = False) -> dict:
     """Folder / AffectNet: the landmark cache `<root>/aucues_landmarks68.sqlite` of their images."""
-    from aucues.landmark_cache import landmark_dataset
+    from aucues.landmark_batch import landmark_dataset
     from aucues.train.data.base import CACHE_NAME
 
     root = Path(root)
