@@ -173,3 +173,30 @@ def bench_train(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("landmarks")
+def bench_landmarks(
+    images: Optional[List[Path]] = typer.Argument(None, help="Photos (default: the gathered sample photos)."),
+    providers: str = typer.Option("cpu,cuda,tensorrt", "--providers",
+                                  help="ONNX Runtime providers to measure: cpu, cuda, tensorrt (FP16)."),
+    batch_sizes: str = typer.Option("1,8,64", "--batch-sizes"),
+    runs: int = typer.Option(20, "--runs", help="Timed runs per network and batch size."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="TensorRT engine cache folder "
+                                         "(default runs/trt_cache/landmarks)."),
+    json_out: Optional[Path] = typer.Option(None, "--json"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default runs/bench/landmarks)."),
+) -> None:
+    """The ONNX landmark networks on CPU, CUDA and TensorRT (ONNX Runtime, as a GPU Triton serves them):
+    latency per network and batch, and parity with the CPU (same faces, 68-point distance). Exit 2 when
+    a measured provider misses the parity bar."""
+    from aucues.onnx_landmarks.device_bench import run_landmark_device_bench, write_landmark_device_results
+
+    kinds = tuple(k for k in providers.replace(" ", "").split(",") if k)
+    out_dir = _out(out, "landmarks")
+    with _progress("bench landmarks") as step:
+        payload = run_landmark_device_bench(kinds, _ints(batch_sizes, "--batch-sizes"), runs=runs,
+                                            images=images or None, cache=cache, progress=step)
+    _finish(payload, write_landmark_device_results(payload, out_dir), json_out)
+    if payload["landmarks"] and not payload["parity_ok"]:
+        raise typer.Exit(2)

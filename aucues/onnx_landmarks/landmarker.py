@@ -29,9 +29,12 @@ def _cut(box, x, y, s, h, w, tol: float = 2.0) -> bool:
 
 
 class OrtRunner:
-    """The three landmark models in local ONNX Runtime sessions (CPU), converted on first use."""
+    """The three landmark models in local ONNX Runtime sessions, converted on first use. providers:
+    ONNX Runtime's provider list, or one per model name (default the CPU;
+    aucues.onnx_landmarks.device_bench builds the CUDA and TensorRT ones); `providers_used` says what
+    each session really got, since ORT falls back silently to the next provider in the list."""
 
-    def __init__(self, threads: int = 0, cache=None):
+    def __init__(self, threads: int = 0, cache=None, providers: list | dict | None = None):
         try:
             import onnxruntime as ort
         except ImportError as e:  # pragma: no cover - a hard dependency
@@ -48,12 +51,17 @@ class OrtRunner:
         self._sess = {}
         for name in IO:
             try:
+                chosen = providers.get(name) if isinstance(providers, dict) else providers
                 self._sess[name] = ort.InferenceSession(str(onnx_path(name, cache)), opts,
-                                                        providers=["CPUExecutionProvider"])
+                                                        providers=chosen or ["CPUExecutionProvider"])
             except AucuesError:
                 raise
             except Exception as e:
                 raise AucuesError(f"cannot load the ONNX landmark model {name} ({str(e).splitlines()[0]})") from None
+
+    @property
+    def providers_used(self) -> dict[str, str]:
+        return {name: sess.get_providers()[0] for name, sess in self._sess.items()}
 
     def __call__(self, model: str, x: np.ndarray) -> list[np.ndarray]:
         sess = self._sess[model]
