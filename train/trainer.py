@@ -1,45 +1,38 @@
 """The training loop: `train(TrainConfig) -> TrainResult` (the CLI only parses flags into the config).
 
-Run folder: config.yaml (resolved config), metrics.csv (one row per epoch), last.pt (everything a
-resume needs) and best.pt (the model with the best validation accuracy; ties -> lower val CE).
+What it is built from: train/build.py; what it writes and resumes from (config.yaml, metrics.csv,
+last.pt, best.pt): train/run_folder.py.
 
 Reproducibility: data order comes from a DistributedSampler seeded with (seed, epoch) (world size 1
 without torchrun), augmentations from per-sample generators seeded with (seed, epoch, index), and
-the global RNGs are reseeded with (seed, epoch, rank) at the start of every epoch. So a run resumed
-from last.pt after a kill reproduces the uninterrupted run exactly (CPU, same num_workers); the RNG
-states are saved in last.pt and restored as well.
+the global RNGs are reseeded with (seed, epoch, rank) at the start of every epoch
+(train/reproducibility.py). So a run resumed from last.pt after a kill reproduces the uninterrupted
+run exactly (CPU, same num_workers); the RNG states are saved in last.pt and restored as well.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
-import io
 import logging
 import math
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from aucues.errors import AucuesError
-from aucues.preprocessing import PreprocessConfig
+from aucues.train.build import TrainState, build_data, build_state
 from aucues.train.config import TrainConfig, config_from_dict
-from aucues.train.distributed import (DistEnv, all_reduce_sum, barrier, broadcast_object, cleanup,
-                               init_distributed, unwrap, wrap_model)
+from aucues.train.distributed import DistEnv, all_reduce_sum, barrier, cleanup, init_distributed, unwrap, wrap_model
 from aucues.train.methods import get_method
+from aucues.train.reproducibility import epoch_seed, seed_everything
+from aucues.train.run_folder import (check_start, checkpoint_extra, remove_stale_temporaries, resume_extra,
+                                     resume_run, write_metrics)
 
 log = logging.getLogger("aucues.train")
-
-METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_ce", "train_align", "val_accuracy", "val_ce",
-                  "val_att_cos_5", "time_s", "n_skipped")
-# Keys that may differ between the original run and its resume (everything else must match).
-RESUME_FREE_KEYS = ("epochs", "num_workers", "stop_after_epoch", "resume", "device", "out", "data")
 
 
 @dataclass
@@ -54,142 +47,6 @@ class TrainResult:
     stopped_early: bool = False
     n_skipped: int = 0
     rank: int = 0                 # DDP rank of this process (only rank 0 has the history)
-
-
-# ------------------------------------------------------------------------------------------------
-# RNG
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2 ** 32))
-    torch.manual_seed(seed)
-
-
-def rng_state() -> dict:
-    np_state = np.random.get_state()
-    state = {
-        "python": _py_state_to_list(random.getstate()),
-        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = [s for s in torch.cuda.get_rng_state_all()]
-    return state
-
-
-def _py_state_to_list(s):
-    return [s[0], list(s[1]), s[2]]
-
-
-def set_rng_state(state: dict) -> None:
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    n = state["numpy"]
-    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def epoch_seed(seed: int, epoch: int, rank: int) -> int:
-    return (seed * 7919 + epoch * 104729 + rank * 15485863) % (2 ** 31)
-
-
-# ------------------------------------------------------------------------------------------------
-# Setup
-
-def build_data(config: TrainConfig, preprocess: PreprocessConfig | None = None):
-    """-> (index, train FERDataset, val FERDataset | None). Validation (train/protocol.py): the
-    dataset's own `val` split when it has one, else a stratified seeded hold-out of `val_fraction` of
-    train; the test split only with select_on: test (the reference's protocol)."""
-    from aucues.train.data import FERDataset, build_transform, open_dataset
-    from aucues.train.protocol import selection_records
-
-    index = open_dataset(config.dataset, config.data, config.num_classes)
-    train_recs = list(index.split("train"))
-    if config.limit_train:
-        train_recs = train_recs[: config.limit_train]
-    train_recs, val_recs = selection_records(config, index, train_recs)
-    if not train_recs:
-        raise AucuesError(f"{config.data}: no training images left")
-    if preprocess is not None and tuple(preprocess.class_names) != tuple(index.class_names):
-        raise AucuesError(f"--init: the model's classes {list(preprocess.class_names)} differ from the "
-                          f"dataset's {list(index.class_names)}")
-    if preprocess is None:
-        preprocess = make_preprocess(config, index.class_names, index.align_template)
-    elif index.align_template is not None and preprocess.crop == "five_point":
-        # --init: the model is trained on, and so served on, the data's crop
-        preprocess = preprocess.with_template(index.align_template)
-    train_tf = build_transform(preprocess, train=config.augment)
-    train_ds = FERDataset(train_recs, index.landmarks, train_tf, config.map_kind, config.codebook, config.seed)
-    val_ds = None
-    if val_recs:
-        val_ds = FERDataset(val_recs, index.landmarks, build_transform(preprocess, train=False),
-                            "class", config.codebook, config.seed, map_at_output=True)
-    return index, train_ds, val_ds
-
-
-def make_preprocess(config: TrainConfig, class_names, template=None) -> PreprocessConfig:
-    """template: the data's AlignTemplate (DatasetIndex.align_template); the model is served on the
-    crop it was trained on. None (unknown): the default template."""
-    pre = PreprocessConfig(image_size=config.image_size, class_names=tuple(class_names), codebook=config.codebook)
-    return pre if template is None else pre.with_template(template)
-
-
-def build_fer_model(config: TrainConfig, preprocess: PreprocessConfig):
-    from aucues.train.models import ModelConfig, build_model
-
-    if config.init:  # fine-tuning from a checkpoint: its weights (train/init_from.py)
-        from aucues.train.init_from import init_model
-
-        return init_model(config, preprocess)
-
-    mc = ModelConfig(backbone=config.backbone, num_classes=config.num_classes, large_maps=config.large_maps,
-                     weights=config.weights or "random", method=config.method,
-                     method_options=config.method_options or {})
-    return build_model(mc, preprocess)
-
-
-def build_optimizer(model, config: TrainConfig):
-    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                          nesterov=config.nesterov and config.momentum > 0, weight_decay=config.weight_decay)
-    # one schedule: TrainConfig.lr_at (the scheduler multiplies the base lr by this factor)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: config.lr_at(e) / config.lr)
-    return opt, sched
-
-
-def _state_to_cpu(obj):
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
-    if isinstance(obj, dict):
-        return {k: _state_to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_state_to_cpu(v) for v in obj)
-    return obj
-
-
-# ------------------------------------------------------------------------------------------------
-# Run folder
-
-def write_metrics(path: Path, history: list[dict]) -> None:
-    from aucues.io import atomic_write_text
-
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for row in history:
-        w.writerow({k: ("" if row.get(k) is None else row[k]) for k in METRIC_COLUMNS})
-    atomic_write_text(path, buf.getvalue())
-
-
-def _check_resume_config(config: TrainConfig, saved: dict, ckpt: Path) -> None:
-    current = config.to_dict()
-    diff = [k for k, v in saved.items() if k not in RESUME_FREE_KEYS and current.get(k) != v]
-    if diff:
-        shown = ", ".join(f"{k} {saved[k]!r} -> {current.get(k)!r}" for k in diff[:4])
-        raise AucuesError(f"--resume: the config differs from the run in {ckpt.parent} ({shown}); "
-                          f"resume with the saved config or start a new --out")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -227,7 +84,7 @@ def _train(config: TrainConfig, env: DistEnv, progress: bool) -> TrainResult:
     out = Path(config.out)
     last_path, best_path = out / "last.pt", out / "best.pt"
 
-    _check_start(config, env, out, last_path)
+    check_start(config, env, out, last_path)
     if env.is_main and out.is_dir():
         for p in remove_stale_temporaries(out):
             console.print(f"removed {p.name} (left by an interrupted write)")
@@ -235,9 +92,9 @@ def _train(config: TrainConfig, env: DistEnv, progress: bool) -> TrainResult:
     from aucues.train.init_from import init_preprocess
 
     index, train_ds, val_ds = build_data(config, init_preprocess(config))
-    s = _build_state(config, env, train_ds)
+    s = build_state(config, env, train_ds)
     if config.resume:
-        _resume(config, env, s, out, last_path, best_path, console)
+        resume_run(config, env, s, out, last_path, best_path, console)
     from aucues.train.protocol import selection_phrase, validation_interval
 
     s.selection = selection_phrase(config, index)
@@ -280,103 +137,6 @@ def _train(config: TrainConfig, env: DistEnv, progress: bool) -> TrainResult:
                        stopped_early=stopped, n_skipped=n_skipped, rank=env.rank)
 
 
-@dataclass
-class _State:
-    """What the loop mutates: model, optimiser, schedule, AMP scaler, loss, history and best so far."""
-    model: object
-    optimizer: object
-    scheduler: object
-    scaler: object
-    criterion: object
-    use_amp: bool
-    start_epoch: int = 0
-    history: list = field(default_factory=list)
-    best: dict = field(default_factory=lambda: {"epoch": 0, "accuracy": None, "ce": None})
-    validations: list = field(default_factory=list)   # every validation (epoch, step, accuracy...)
-    selection: str = ""                                # what selects the model (train/protocol.py)
-
-
-def _check_start(config: TrainConfig, env: DistEnv, out: Path, last_path: Path) -> None:
-    """Decide start/resume on rank 0 and share the verdict so every rank fails the same way."""
-    verdict = None
-    if env.is_main:
-        if config.resume and not last_path.is_file():
-            verdict = f"--resume: no {last_path} to resume from"
-        elif not config.resume and last_path.exists():
-            verdict = f"{out} already holds a run (last.pt); pass --resume to continue it or choose another --out"
-    verdict = broadcast_object(verdict, env)
-    if verdict:
-        raise AucuesError(verdict)
-
-
-def _build_state(config: TrainConfig, env: DistEnv, train_ds) -> _State:
-    from aucues.train.loss import AUAlignmentLoss
-
-    preprocess = train_ds.transform.preprocess
-    model = build_fer_model(config, preprocess).to(env.device)
-    optimizer, scheduler = build_optimizer(model, config)
-    use_amp = config.amp and env.device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    criterion = AUAlignmentLoss(config.au_layers, config.au_lambda, config.random_avg_p, enabled=config.au_loss)
-    return _State(model, optimizer, scheduler, scaler, criterion, use_amp)
-
-
-_RUN_FILES = ("best.pt", "last.pt", "metrics.csv", "config.yaml", "selection.json")
-
-
-def remove_stale_temporaries(out: Path) -> list[Path]:
-    """Delete the `.NAME.*.tmp` files an atomic write killed half-way left in the run folder (only
-    for the files the trainer writes)."""
-    removed = []
-    for p in [p for name in _RUN_FILES for p in out.glob(f".{name}.*.tmp")]:
-        try:
-            p.unlink()
-            removed.append(p)
-        except OSError:
-            pass
-    return removed
-
-
-def _resume(config: TrainConfig, env: DistEnv, s: _State, out: Path, last_path: Path, best_path: Path,
-            console) -> None:
-    from aucues.train.checkpoint import load_checkpoint, save_checkpoint
-
-    saved_model, info = load_checkpoint(last_path)
-    _check_resume_config(config, info.get("train_config", {}), last_path)
-    s.model.load_state_dict(saved_model.state_dict())
-    s.optimizer.load_state_dict(info["optimizer"])
-    s.scheduler.load_state_dict(info["scheduler"])
-    if info.get("scaler"):
-        s.scaler.load_state_dict(info["scaler"])
-    s.start_epoch, s.history, s.best = int(info["epoch"]), list(info["history"]), dict(info["best"])
-    s.validations = list(info.get("validations", []))
-    set_rng_state(info["rng"])
-    if env.is_main:
-        # best.pt is written before last.pt, so it is never older than what last.pt records; when the
-        # best epoch is the one last.pt holds, the model is right here: repair a missing/other best.pt.
-        # (a mid-epoch best, best["step"] set, is not last.pt's model: nothing to repair it from)
-        if s.best["epoch"] == s.start_epoch and s.best.get("step") is None \
-                and _checkpoint_epoch(best_path) != s.start_epoch:
-            save_checkpoint(best_path, saved_model, _common_extra(config, s, info.get("val_metrics", {}),
-                                                                  s.start_epoch))
-            console.print(f"rewrote {best_path.name} from {last_path.name} (epoch {s.start_epoch})")
-        write_metrics(out / "metrics.csv", s.history)  # a kill between last.pt and metrics.csv
-    del saved_model
-    console.print(f"resuming {out} after epoch {s.start_epoch}")
-    if s.start_epoch >= config.epochs:
-        console.print(f"nothing to do: {s.start_epoch} of {config.epochs} epochs already done")
-
-
-def _checkpoint_epoch(path: Path):
-    """The epoch a checkpoint records, None when missing or unreadable."""
-    if not path.is_file():
-        return None
-    try:
-        return int(torch.load(path, map_location="cpu", weights_only=True).get("epoch"))
-    except Exception:
-        return None
-
-
 def _announce(config: TrainConfig, env: DistEnv, out: Path, index, train_ds, val_ds, console) -> None:
     out.mkdir(parents=True, exist_ok=True)
     # the recipe, not this invocation: a later `--resume` or a rerun starts from it
@@ -390,6 +150,7 @@ def _announce(config: TrainConfig, env: DistEnv, out: Path, index, train_ds, val
     if config.au_loss and n_lm == 0:
         console.print("[yellow]warning:[/] no landmarks for the training images: AU maps are invalid, "
                       "training is CE only (run `aucues data prepare` / provide aucues_landmarks68.sqlite)")
+
 
 
 def _make_loaders(config: TrainConfig, env: DistEnv, train_ds, val_ds):
@@ -408,7 +169,7 @@ def _make_loaders(config: TrainConfig, env: DistEnv, train_ds, val_ds):
     return sampler, loader, val_loader
 
 
-def _train_epoch(config: TrainConfig, env: DistEnv, s: _State, ddp_model, loader, skips, epoch: int,
+def _train_epoch(config: TrainConfig, env: DistEnv, s: TrainState, ddp_model, loader, skips, epoch: int,
                  progress: bool, mid_validate=None) -> dict:
     """One pass over the training data; -> the epoch's metrics row (validation columns still empty).
     `mid_validate(step, n_batches)` runs after the steps train/protocol.py says (rank 0 only)."""
@@ -454,12 +215,7 @@ def _diverged(config: TrainConfig, epoch: int, what: str) -> None:
                       + (f" or --au-lambda (now {config.au_lambda:g})" if config.au_loss else ""))
 
 
-def _common_extra(config: TrainConfig, s: _State, val_metrics: dict, epoch: int) -> dict:
-    return {"epoch": epoch, "train_config": config.to_dict(), "history": s.history, "best": s.best,
-            "val_metrics": val_metrics, "validations": s.validations}
-
-
-def _finish_epoch(config: TrainConfig, env: DistEnv, s: _State, ddp_model, val_loader, row: dict, t0: float,
+def _finish_epoch(config: TrainConfig, env: DistEnv, s: TrainState, ddp_model, val_loader, row: dict, t0: float,
                   out: Path, last_path: Path, best_path: Path, console) -> None:
     """Rank 0: validate, update best, then write best.pt (if improved) BEFORE last.pt, then metrics.csv.
     That order keeps every kill point resumable: last.pt never names a best epoch best.pt lacks."""
@@ -477,19 +233,11 @@ def _finish_epoch(config: TrainConfig, env: DistEnv, s: _State, ddp_model, val_l
     if val_loader is not None:
         s.validations.append({"epoch": row["epoch"], "step": None, "accuracy": row["val_accuracy"],
                               "ce": row["val_ce"], "att_cos_5": row["val_att_cos_5"]})
-    extra_common = _common_extra(config, s, {k: row[k] for k in ("val_accuracy", "val_ce", "val_att_cos_5")},
-                                 row["epoch"])
+    extra_common = checkpoint_extra(config, s, {k: row[k] for k in ("val_accuracy", "val_ce", "val_att_cos_5")},
+                                    row["epoch"])
     if improved:
         save_checkpoint(best_path, unwrap(ddp_model), extra_common)
-    save_checkpoint(last_path, unwrap(ddp_model), {
-        **extra_common,
-        "optimizer": _state_to_cpu(s.optimizer.state_dict()),
-        "scheduler": s.scheduler.state_dict(),
-        "scaler": s.scaler.state_dict() if s.use_amp else {},
-        "rng": rng_state(),
-        "data_order": {"sampler": "DistributedSampler", "seed": config.seed, "next_epoch": row["epoch"],
-                       "world_size": env.world_size},
-    })
+    save_checkpoint(last_path, unwrap(ddp_model), {**extra_common, **resume_extra(config, env, s, row["epoch"])})
     write_metrics(out / "metrics.csv", s.history)
     from aucues.train.protocol import write_selection
 
@@ -497,7 +245,7 @@ def _finish_epoch(config: TrainConfig, env: DistEnv, s: _State, ddp_model, val_l
     console.print(_epoch_line(row, config.epochs, improved))
 
 
-def _validate_mid_epoch(config: TrainConfig, env: DistEnv, s: _State, ddp_model, val_loader, epoch: int,
+def _validate_mid_epoch(config: TrainConfig, env: DistEnv, s: TrainState, ddp_model, val_loader, epoch: int,
                         step: int, n_steps: int, best_path: Path, console) -> None:
     """Rank 0, inside epoch `epoch` after `step` of its `n_steps` steps: validate; a better model is
     written to best.pt at once (best["step"] says it is a mid-epoch one)."""
@@ -511,7 +259,7 @@ def _validate_mid_epoch(config: TrainConfig, env: DistEnv, s: _State, ddp_model,
     improved = _improved({"val_accuracy": rec["accuracy"], "val_ce": rec["ce"]}, s.best)
     if improved:
         s.best = {"epoch": epoch + 1, "step": step, "accuracy": rec["accuracy"], "ce": rec["ce"]}
-        save_checkpoint(best_path, unwrap(ddp_model), _common_extra(
+        save_checkpoint(best_path, unwrap(ddp_model), checkpoint_extra(
             config, s, {"val_accuracy": rec["accuracy"], "val_ce": rec["ce"], "val_att_cos_5": rec["att_cos_5"]},
             epoch + 1))
     console.print(f"  epoch {epoch + 1} step {step}/{n_steps} | val acc {rec['accuracy']:.4f}"

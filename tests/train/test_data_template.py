@@ -8,9 +8,9 @@ import pytest
 from aucues.align import LEGACY_TEMPLATE, REFERENCE_TEMPLATE
 from aucues.errors import AucuesError
 from aucues.synth import synthesize
+from aucues.train.build import make_preprocess
 from aucues.train.config import TrainConfig
 from aucues.train.data import open_dataset
-from aucues.train.trainer import make_preprocess
 
 
 @pytest.fixture(scope="module")

@@ -62,7 +62,7 @@ def test_default_validates_once_per_epoch(synth, tmp_path):
 
 def test_in_epoch_validation_and_best_selection(synth, tmp_path):
     from aucues.train.checkpoint import load_checkpoint
-    from aucues.train.trainer import build_data
+    from aucues.train.build import build_data
 
     cfg = tiny(synth, tmp_path / "r", epochs=1, valid_every_fraction=0.3)
     _, train_ds, val_ds = build_data(cfg)
@@ -91,7 +91,7 @@ def test_in_epoch_validation_and_best_selection(synth, tmp_path):
 
 
 def test_select_on_test_uses_the_test_split(synth, tmp_path):
-    from aucues.train.trainer import build_data
+    from aucues.train.build import build_data
 
     index, train_ds, val_ds = build_data(tiny(synth, tmp_path / "r", select_on="test"))
     # the reference's protocol: all of train trains, the test split selects

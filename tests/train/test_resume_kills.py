@@ -111,7 +111,7 @@ def test_resume_rewrites_a_missing_best_from_last(reference, synth, tmp_path):
 
 
 def test_trainer_uses_the_config_schedule():
-    from aucues.train.trainer import build_optimizer
+    from aucues.train.build import build_optimizer
 
     cfg = resolve_config(None, dict(data="x", lr=0.1, lr_step=2, lr_decay=0.5, min_lr=0.02, epochs=8))
     model = torch.nn.Linear(2, 2)

@@ -11,7 +11,8 @@ import yaml
 
 from aucues.errors import AucuesError
 from aucues.train.config import resolve_config
-from aucues.train.trainer import METRIC_COLUMNS, train
+from aucues.train.run_folder import METRIC_COLUMNS
+from aucues.train.trainer import train
 
 
 @pytest.fixture(scope="module")
