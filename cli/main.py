@@ -43,6 +43,18 @@ def _debug_requested(argv: list[str]) -> tuple[bool, list[str]]:
     return debug, rest + argv[i:]
 
 
+# import name -> what to install, for the one-line error on a partial install (a GPU host's image with
+# its own torch, a venv made by hand): `aucues doctor` lists every component.
+_PIP_NAMES = {"cv2": "opencv-contrib-python", "yaml": "pyyaml", "skimage": "scikit-image",
+              "tritonclient": "tritonclient[all]", "pytriton": "nvidia-pytriton", "tensorrt": "aucues[gpu]"}
+
+
+def missing_package_message(e: ModuleNotFoundError) -> str:
+    top = (e.name or str(e)).split(".")[0]
+    return (f"the Python package '{top}' is not installed (needed here); run `make setup` or "
+            f"`pip install {_PIP_NAMES.get(top, top)}`; `aucues doctor` lists what is missing")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line and a non-zero exit, never a traceback (unless
     `aucues --debug ...` or AUCUES_DEBUG=1, which print it above the line)."""
@@ -60,6 +72,16 @@ def main(argv: list[str] | None = None) -> None:
 
             traceback.print_exc(file=sys.stderr)
         err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except ModuleNotFoundError as e:  # a dependency absent from this install: one line, not a traceback
+        from rich.markup import escape
+
+        if debug:
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+        err_console.print(f"[bold red]error:[/] {escape(missing_package_message(e))}", highlight=False,
+                          soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")

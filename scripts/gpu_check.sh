@@ -9,10 +9,16 @@
 #   card (nvidia-smi), aucues doctor, ONNX export of ResNet50 large maps 224 (random weights: speed
 #   and parity do not depend on them), TensorRT FP16 engine + parity vs ONNX Runtime CPU, `aucues bench
 #   model` torch-cuda (fp32, AMP) vs ORT-CUDA vs TensorRT at batch 1/8/64, one AMP training step CE vs
-#   CE+AU, then (last: the global limit cuts it first) INT8 export calibrated on synthetic aligned faces
-#   + a TensorRT engine from it.
-# Python: `aucues` from --python (default: .venv-gpu made here with the `gpu` extra when aucues does not
-# import; --wheels DIR installs from a local wheelhouse, for machines without a registry).
+#   CE+AU, the ONNX landmark networks on CUDA and TensorRT (`aucues bench landmarks`: latency per
+#   network and batch, parity with the CPU), then (last: the global limit cuts it first) INT8 export
+#   calibrated on synthetic aligned faces + a TensorRT engine from it.
+# Python: `aucues` from --python, else the first of .venv-gpu, .venv, python3 where it imports, else
+# .venv-gpu made here on top of python3's own packages (--system-site-packages: a GPU image's torch):
+#   with a package registry: pip install -e '.[gpu]';
+#   offline (--wheels DIR): the wheels in DIR, then aucues itself, all --no-deps: DIR holds only what
+#   the image lacks (a machine that can take little with it: onnxslim, ...; see docs/gpu_check.md).
+# A missing onnxslim exports with --no-simplify (said in the report); a missing TensorRT or CUDA
+# provider fails or skips its steps with the reason, and the rest still runs.
 set -u -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -100,10 +106,20 @@ find_python() {
 install_gpu_venv() {
   # --system-site-packages: the machine's own torch/CUDA stack stays usable where it fits the pins
   python3 -m venv --system-site-packages "$ROOT/.venv-gpu" || return 1
+  local pip=("$ROOT/.venv-gpu/bin/python" -m pip install -q --no-cache-dir)
   if [ -n "$WHEELS" ]; then
-    "$ROOT/.venv-gpu/bin/python" -m pip install -q --no-index --find-links "$WHEELS" -e "$ROOT[gpu]"
+    # offline: only what the image lacks travels; nothing is resolved (no index to resolve against)
+    # --ignore-requires-python: the image's Python may be newer than the pinned set-up's (the steps
+    # here need none of the pinned-only packages)
+    if ls "$WHEELS"/*.whl >/dev/null 2>&1; then
+      "${pip[@]}" --no-index --no-deps --ignore-requires-python "$WHEELS"/*.whl || return 1
+    fi
+    # aucues as a wheel among them (scripts/gpu_wheels.sh builds it), else built here from the image's
+    # setuptools (>= 77 for the SPDX license string)
+    ls "$WHEELS"/aucues-*.whl >/dev/null 2>&1 ||
+      "${pip[@]}" --no-index --no-deps --no-build-isolation --ignore-requires-python -e "$ROOT"
   else
-    "$ROOT/.venv-gpu/bin/python" -m pip install -q -e "$ROOT[gpu]"
+    "${pip[@]}" -e "$ROOT[gpu]"
   fi
 }
 export ROOT WHEELS
@@ -149,7 +165,13 @@ step "card (nvidia-smi)" 20 card
 step "aucues doctor" 60 "${AUCUES[@]}" doctor
 
 step "random-weight checkpoint ($BACKBONE, $SIZE px, large maps)" 60 make_checkpoint
-step "ONNX export (FP32, verified vs PyTorch)" 120 "${AUCUES[@]}" export "$WORK/model.pt" --out "$WORK/model.onnx"
+SIMPLIFY=()
+if ! "$PY" -c "import onnxslim" >/dev/null 2>&1; then
+  SIMPLIFY=(--no-simplify)
+  echo "| onnxslim | not installed: exports with --no-simplify | - |" >>"$SUMMARY"
+fi
+step "ONNX export (FP32, verified vs PyTorch)" 120 "${AUCUES[@]}" export "$WORK/model.pt" --out "$WORK/model.onnx" \
+  "${SIMPLIFY[@]}"
 step "TensorRT FP16 engine + parity vs ONNX Runtime CPU" 240 \
   "${AUCUES[@]}" engine "$WORK/model.onnx" --out "$WORK/model_fp16.plan" --fp16 --max-batch 64
 SHOW_MD="$WORK/bench_model/model.md"
@@ -161,13 +183,18 @@ step "one training step CE vs CE+AU ($DEVICE ${AMP:-fp32})" 120 \
   "${AUCUES[@]}" bench train --backbone "$BACKBONE" --image-size "$SIZE" --batch-size "$TRAIN_BATCH" \
   --runs 10 --device "$DEVICE" $AMP --out "$WORK/bench_train"
 
+SHOW_MD="$WORK/bench_landmarks/landmarks.md"
+step "ONNX landmark networks on CPU, CUDA, TensorRT FP16 (ONNX Runtime) + parity vs CPU" 240 \
+  "${AUCUES[@]}" bench landmarks --providers cpu,cuda,tensorrt --batch-sizes "$BATCHES" --runs "$RUNS" \
+  --cache "$WORK/trt_cache" --out "$WORK/bench_landmarks"
+
 step "calibration faces (aucues data synth, $SIZE px)" 60 \
   "${AUCUES[@]}" data synth --out "$WORK/faces" --per-class "$PER_CLASS" --image-size "$SIZE" --force
 # --min-top1 0: random-weight logits nearly tie, so top-1 agreement measures rounding, not the model
 # (docs/export.md); the per-image CAM and attention cosines are still checked
 step "INT8 export (QDQ, symmetric int8 activations for TensorRT; verified vs FP32 on held-out faces)" 150 \
   "${AUCUES[@]}" export "$WORK/model.pt" --int8 --int8-activations int8 --calibration "$WORK/faces" \
-  --out "$WORK/model_int8.onnx" --min-top1 0
+  --out "$WORK/model_int8.onnx" --min-top1 0 "${SIMPLIFY[@]}"
 step "TensorRT engine from the INT8 QDQ graph + parity vs ONNX Runtime CPU" 180 \
   "${AUCUES[@]}" engine "$WORK/model_int8.onnx" --out "$WORK/model_int8.plan" --fp16 --max-batch 64
 

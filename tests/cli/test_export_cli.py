@@ -108,3 +108,15 @@ def test_engine_without_gpu_fails_in_one_line(cli, ckpt, tmp_path):
     code, text = cli("engine", onnx_path, "--out", tmp_path / "m.plan", "--min-batch", "9")
     assert code == 1
     _one_error_line(text)
+
+
+def test_missing_dependency_is_one_line(cli, ckpt, tmp_path, monkeypatch):
+    """A partial install (a GPU image with its own torch and some of aucues' dependencies) gets one
+    line naming the package to install, not a traceback from deep inside the export."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxslim", None)  # `import onnxslim` now raises ModuleNotFoundError
+    code, text = cli("export", ckpt, "--out", tmp_path / "m.onnx", "--exporter", "torchscript")
+    line = _one_error_line(text)
+    assert code == 1 and "'onnxslim' is not installed" in line and "pip install onnxslim" in line
+    assert not (tmp_path / "m.onnx").exists()

@@ -48,5 +48,8 @@ def test_dry_run_rehearses_every_step(tmp_path):
     ok = [k for k, v in status.items() if v == "ok"]
     assert any(k.startswith("ONNX export") for k in ok) and any(k.startswith("INT8 export") for k in ok)
     assert any(k.startswith("bench model") for k in ok), status
+    # the landmark networks: measured on the CPU, CUDA and TensorRT skipped with the reason (exit 0)
+    assert any(k.startswith("ONNX landmark networks") for k in ok), status
+    assert "skipped: CUDAExecutionProvider is not in this onnxruntime" in text
     # no GPU here: the TensorRT steps fail, and that is written down, not fatal
     assert all(v.startswith("FAILED") for k, v in status.items() if k.startswith("TensorRT")), status
