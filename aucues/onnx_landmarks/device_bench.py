@@ -150,6 +150,8 @@ def run_landmark_device_bench(providers: tuple[str, ...] = ("cpu", "cuda", "tens
     step = progress or (lambda _m: None)
     if runs < 1 or not batches or min(batches) < 1:
         raise AucuesError("runs and batch sizes must be >= 1")
+    if not providers:
+        raise AucuesError(f"no provider given; choose from {', '.join(PROVIDERS)}")
     for k in providers:
         if k not in PROVIDERS:
             raise AucuesError(f"unknown provider '{k}'; choose from {', '.join(PROVIDERS)}")

@@ -78,6 +78,8 @@ def test_silent_fallback_is_reported_not_timed(monkeypatch, tmp_path, aligned_fa
     assert p["latency"] == [] and p["landmarks"] == [] and not p["parity_ok"]
 
 
-def test_unknown_provider_is_one_line(cli, tmp_path):
+def test_bad_providers_are_one_line(cli, tmp_path):
     code, out = cli("bench", "landmarks", "--providers", "cpu,metal", "--out", tmp_path)
     assert code == 1 and "unknown provider 'metal'" in out and "Traceback" not in out
+    code, out = cli("bench", "landmarks", "--providers", ",", "--out", tmp_path)
+    assert code == 1 and "no provider given" in out and not (tmp_path / "landmarks.json").exists()
