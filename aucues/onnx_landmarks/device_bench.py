@@ -215,7 +215,7 @@ def run_landmark_device_bench(providers: tuple[str, ...] = ("cpu", "cuda", "tens
 
 
 def write_landmark_device_results(payload: dict, out_dir: str | Path) -> dict[str, str]:
-    from aucues.benchmark import markdown_table, write_results
+    from aucues.benchmark import line_plot, markdown_table, write_results
 
     md = "# aucues bench landmarks\n\nThe ONNX landmark networks per ONNX Runtime provider; parity against ONNX " \
          f"Runtime on the CPU (bar: mean 68-point distance <= {PARITY_BAR:.0%} of the outer-eye distance, same faces).\n\n"
@@ -231,4 +231,14 @@ def write_landmark_device_results(payload: dict, out_dir: str | Path) -> dict[st
         md += markdown_table(payload["landmarks"], ["provider", "image", "faces_ref", "faces", "same_faces",
                                                     "mean_dist_rel", "ok", "ms_per_image"])
         md += f"\nparity: **{'met' if payload['parity_ok'] else 'NOT met'}**\n"
-    return write_results(out_dir, "landmarks", payload, md)
+    paths = write_results(out_dir, "landmarks", payload, md)
+    if payload["latency"]:  # what batching buys per image, network by network and provider by provider
+        series: dict[str, tuple[list, list]] = {}
+        for r in payload["latency"]:
+            xs, ys = series.setdefault(f"{r['provider']} {r['model'].replace('face_', '')}", ([], []))
+            xs.append(r["batch"])
+            ys.append(r["per_image_ms"])
+        plot = Path(out_dir) / "landmarks_latency.png"
+        line_plot(plot, series, "batch", "ms per image", "Landmark networks: time per image vs batch", logx=True)
+        paths["latency_plot"] = str(plot)
+    return paths

@@ -60,6 +60,7 @@ def test_cli_measures_cpu_and_skips_what_is_missing(cli, tmp_path, astronaut_pat
     assert [r["image"] for r in marks] == [astronaut_path.name, aligned_face_path.name]
     assert all(r["same_faces"] and r["faces"] == 1 and r["mean_dist_rel"] == 0 for r in marks)
     assert p["parity_ok"] and "parity: **met**" in (tmp_path / "landmarks.md").read_text()
+    assert (tmp_path / "landmarks_latency.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def _has_cuda_provider() -> bool:
