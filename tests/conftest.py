@@ -20,6 +20,14 @@ def skip_unless_ci(reason: str):
     pytest.skip(reason)
 
 
+def one_error_line(out: str) -> str:
+    """The CLI's answer to bad input: exactly one `error: ...` line and no traceback; returns it."""
+    lines = [l for l in out.strip().splitlines() if l.strip()]
+    assert "Traceback" not in out
+    assert len(lines) == 1 and lines[0].startswith("error:"), out
+    return lines[0]
+
+
 @pytest.fixture(scope="session")
 def astronaut_path():
     from aucues.assets import photo

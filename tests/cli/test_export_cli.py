@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from aucues.preprocessing import PreprocessConfig
+from tests.conftest import one_error_line
 
 
 @pytest.fixture(scope="module")
@@ -21,13 +22,6 @@ def ckpt(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "m.pt"
     save_checkpoint(path, model)
     return path
-
-
-def _one_error_line(out: str) -> str:
-    lines = [l for l in out.strip().splitlines() if l.strip()]
-    assert "Traceback" not in out
-    assert len(lines) == 1 and lines[0].startswith("error:"), out
-    return lines[0]
 
 
 def test_export_with_flags(cli, ckpt, tmp_path):
@@ -63,14 +57,14 @@ def test_bad_inputs_one_line(cli, ckpt, tmp_path):
     for src in ("missing.pt", "corrupt.pt", "foreign.pt"):
         code, text = cli("export", tmp_path / src, "--out", tmp_path / "x.onnx")
         assert code == 1
-        _one_error_line(text)
+        one_error_line(text)
     for args in (["--layers", "7"], ["--layers", "a"], ["--exporter", "tf"], ["--opset", "11"],
                  ["--outputs", "cams"], ["--batch", "0"]):
         code, text = cli("export", ckpt, "--out", tmp_path / "x.onnx", *args)
         assert code == 1, args
-        _one_error_line(text)
+        one_error_line(text)
     code, text = cli("export", ckpt, "--out", tmp_path / "x.txt")
-    assert code == 1 and ".onnx" in _one_error_line(text)
+    assert code == 1 and ".onnx" in one_error_line(text)
     assert not (tmp_path / "x.onnx").exists()
 
 
@@ -88,7 +82,7 @@ def test_verification_failure_exits_2(cli, ckpt, tmp_path):
     assert meta["verified"] is False and meta["outputs"][-1] == "attention_5"
     code, text = cli("export", ckpt, "--out", out, "--config", tmp_path / "none.yaml")
     assert code == 1
-    _one_error_line(text)
+    one_error_line(text)
 
 
 @pytest.mark.skipif(torch.cuda.is_available() and importlib.util.find_spec("tensorrt") is not None,
@@ -100,14 +94,14 @@ def test_engine_without_gpu_fails_in_one_line(cli, ckpt, tmp_path):
     export_onnx(ckpt, onnx_path, ExportConfig(verify=False, layers=(5,)))
     code, text = cli("engine", onnx_path, "--out", tmp_path / "m.plan", "--fp16", "--max-batch", "16")
     assert code != 0
-    line = _one_error_line(text)
+    line = one_error_line(text)
     assert "GPU" in line or "TensorRT" in line
     assert "aucues[gpu]" in line or "GPU" in line
     code, text = cli("engine", tmp_path / "missing.onnx", "--out", tmp_path / "m.plan")
-    assert code == 1 and "no such file" in _one_error_line(text)
+    assert code == 1 and "no such file" in one_error_line(text)
     code, text = cli("engine", onnx_path, "--out", tmp_path / "m.plan", "--min-batch", "9")
     assert code == 1
-    _one_error_line(text)
+    one_error_line(text)
 
 
 def test_missing_dependency_is_one_line(cli, ckpt, tmp_path, monkeypatch):
@@ -117,6 +111,6 @@ def test_missing_dependency_is_one_line(cli, ckpt, tmp_path, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "onnxslim", None)  # `import onnxslim` now raises ModuleNotFoundError
     code, text = cli("export", ckpt, "--out", tmp_path / "m.onnx", "--exporter", "torchscript")
-    line = _one_error_line(text)
+    line = one_error_line(text)
     assert code == 1 and "'onnxslim' is not installed" in line and "pip install onnxslim" in line
     assert not (tmp_path / "m.onnx").exists()

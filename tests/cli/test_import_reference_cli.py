@@ -8,18 +8,12 @@ import json
 
 import pytest
 import torch
-import yaml
 
+from tests.cli.reference_edits import edit_weights, edit_yaml
+from tests.conftest import one_error_line
 from tests.train.reference_layout import make_reference_folder
 
 SIZE = 64
-
-
-def _one_error_line(out: str) -> str:
-    lines = [l for l in out.strip().splitlines() if l.strip()]
-    assert "Traceback" not in out
-    assert len(lines) == 1 and lines[0].startswith("error:"), out
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -66,18 +60,6 @@ def test_import_then_export_repository_pipeline_evaluate(cli, tmp_path, synth, a
     assert json.loads(text.strip().splitlines()[-1])["n_images"] > 0
 
 
-def _edit_yaml(folder, fn):
-    p = folder / "config_model.yaml"
-    d = yaml.safe_load(p.read_text())
-    fn(d)
-    p.write_text(yaml.dump(d))
-
-
-def _edit_weights(folder, fn):
-    d = torch.load(folder / "model.pt", weights_only=True)
-    fn(d)
-    torch.save(d, folder / "model.pt")
-
 
 BAD = {
     "no model.pt": (lambda f: (f / "model.pt").unlink(), "missing model.pt"),
@@ -87,21 +69,21 @@ BAD = {
     "foreign yaml": (lambda f: (f / "config_model.yaml").write_text("lr: 0.1\nepochs: 3\n"),
                      "not the reference's config_model.yaml (missing method, spatial_pooling"),
     "not yaml": (lambda f: (f / "config_model.yaml").write_text("a: [1, 2\n"), "not valid YAML"),
-    "model keys": (lambda f: _edit_yaml(f, lambda d: d["model"].pop("large_maps")), "'model' must hold"),
-    "unsupported method": (lambda f: _edit_yaml(f, lambda d: d.update(method="ScoreCAM")),
+    "model keys": (lambda f: edit_yaml(f, lambda d: d["model"].pop("large_maps")), "'model' must hold"),
+    "unsupported method": (lambda f: edit_yaml(f, lambda d: d.update(method="ScoreCAM")),
                            "reference method 'ScoreCAM' is not supported yet"),
-    "unknown method": (lambda f: _edit_yaml(f, lambda d: d.update(method="FancyCAM")), "unknown reference method 'FancyCAM'"),
-    "wrong pooling": (lambda f: _edit_yaml(f, lambda d: d.update(spatial_pooling="PRM")), "expected WGAP"),
-    "missing key": (lambda f: _edit_weights(f, lambda d: d["encoder"].pop("layer2.0.conv1.weight")),
+    "unknown method": (lambda f: edit_yaml(f, lambda d: d.update(method="FancyCAM")), "unknown reference method 'FancyCAM'"),
+    "wrong pooling": (lambda f: edit_yaml(f, lambda d: d.update(spatial_pooling="PRM")), "expected WGAP"),
+    "missing key": (lambda f: edit_weights(f, lambda d: d["encoder"].pop("layer2.0.conv1.weight")),
                     "does not match: missing backbone.layer2.0.conv1.weight"),
-    "extra key": (lambda f: _edit_weights(f, lambda d: d["encoder"].update({"layer9.w": torch.zeros(1)})),
+    "extra key": (lambda f: edit_weights(f, lambda d: d["encoder"].update({"layer9.w": torch.zeros(1)})),
                   "unexpected backbone.layer9.w"),
-    "head shape": (lambda f: _edit_weights(f, lambda d: d["classification_head"].update({"fc.weight": torch.zeros(8, 512)})),
+    "head shape": (lambda f: edit_weights(f, lambda d: d["classification_head"].update({"fc.weight": torch.zeros(8, 512)})),
                    r"classification_head of a WGAP CAM model does not match: wrong shape fc.weight (8, 512)"),
     "flat state dict": (lambda f: torch.save({"conv1.weight": torch.zeros(1)}, f / "model.pt"),
                         "expected a dict with 'encoder' and 'classification_head'"),
     "not torch": (lambda f: (f / "model.pt").write_bytes(b"hello"), "not a readable torch file"),
-    "nan weights": (lambda f: _edit_weights(f, lambda d: d["encoder"]["conv1.weight"].fill_(float("nan"))),
+    "nan weights": (lambda f: edit_weights(f, lambda d: d["encoder"]["conv1.weight"].fill_(float("nan"))),
                     "non-finite values in backbone.conv1.weight"),
 }
 
@@ -114,17 +96,17 @@ def test_bad_input_one_line_nothing_written(cli, tmp_path, case):
     out = tmp_path / "out" / "m.pt"
     code, text = cli("import", "reference", folder, "--out", out)
     assert code == 1, text
-    assert words in _one_error_line(text)
+    assert words in one_error_line(text)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 def test_argument_errors(cli, tmp_path):
     code, text = cli("import", "reference", "--out", tmp_path / "m.pt")
-    assert code == 1 and "EXP_DIR" in _one_error_line(text)
+    assert code == 1 and "EXP_DIR" in one_error_line(text)
     code, text = cli("import", "reference", tmp_path / "nowhere", "--out", tmp_path / "m.pt")
-    assert code == 1 and "no such folder" in _one_error_line(text)
+    assert code == 1 and "no such folder" in one_error_line(text)
     code, text = cli("import", "reference", "--dir", tmp_path, "--out", tmp_path / "o")
-    assert code == 1 and "no released model folders" in _one_error_line(text)
+    assert code == 1 and "no released model folders" in one_error_line(text)
 
 
 def test_dir_imports_the_tree_and_reports_failures(cli, tmp_path):
@@ -134,7 +116,7 @@ def test_dir_imports_the_tree_and_reports_failures(cli, tmp_path):
     make_reference_folder(root, "AffectNet", "ADL", True, encoder="resnet18", crop=SIZE, seed=3)
     # a PRM run whose model.pt holds a WGAP head (fc.*) instead of PRM's conv.*: that folder fails
     bad, *_ = make_reference_folder(root, "AffectNet", "PRM", True, encoder="resnet18", crop=SIZE, seed=4)
-    _edit_yaml(bad, lambda d: d.update(spatial_pooling="PRM"))
+    edit_yaml(bad, lambda d: d.update(spatial_pooling="PRM"))
     out = tmp_path / "imported"
     code, text = cli("import", "reference", "--dir", root, "--out", out)
     assert code == 1, text  # one model failed

@@ -9,8 +9,9 @@ import shutil
 
 import pytest
 import torch
-import yaml
 
+from tests.cli.reference_edits import edit_weights, edit_yaml
+from tests.conftest import one_error_line
 from tests.train.reference_tscam_layout import make_tscam_folder
 
 SIZE = 32  # a 2x2 token grid keeps each import quick; the architecture is full DeiT-S
@@ -28,26 +29,6 @@ def _copy(template, tmp_path):
     return dst
 
 
-def _one_error_line(out: str) -> str:
-    lines = [l for l in out.strip().splitlines() if l.strip()]
-    assert "Traceback" not in out
-    assert len(lines) == 1 and lines[0].startswith("error:"), out
-    return lines[0]
-
-
-def _yaml(f, fn):
-    p = f / "config_model.yaml"
-    d = yaml.safe_load(p.read_text())
-    fn(d)
-    p.write_text(yaml.dump(d))
-
-
-def _weights(f, fn):
-    d = torch.load(f / "model.pt", weights_only=True)
-    new = fn(d)
-    torch.save(new if isinstance(new, dict) else d, f / "model.pt")  # fn edits d in place or returns a new dict
-
-
 def test_good_folder_imports(cli, template, tmp_path):
     code, text = cli("import", "reference", _copy(template, tmp_path), "--out", tmp_path / "m.pt")
     assert code == 0, text
@@ -56,23 +37,23 @@ def test_good_folder_imports(cli, template, tmp_path):
 
 
 BAD = {
-    "missing key": (lambda f: _weights(f, lambda d: [d.pop("blocks.7.mlp.fc1.weight")]),
+    "missing key": (lambda f: edit_weights(f, lambda d: [d.pop("blocks.7.mlp.fc1.weight")]),
                     "does not match: missing blocks.7.mlp.fc1.weight"),
-    "head shape": (lambda f: _weights(f, lambda d: d.update({"head.weight": torch.zeros(7, 384, 1, 1)})),
+    "head shape": (lambda f: edit_weights(f, lambda d: d.update({"head.weight": torch.zeros(7, 384, 1, 1)})),
                    "wrong shape head.weight (7, 384, 1, 1) (expected (7, 384, 3, 3))"),
-    "prefixed keys": (lambda f: _weights(f, lambda d: {f"backbone.{k}": v for k, v in d.items()}),
+    "prefixed keys": (lambda f: edit_weights(f, lambda d: {f"backbone.{k}": v for k, v in d.items()}),
                       "does not match: missing cls_token"),
-    "split file": (lambda f: _weights(f, lambda d: {"encoder": d, "classification_head": {}}),
+    "split file": (lambda f: edit_weights(f, lambda d: {"encoder": d, "classification_head": {}}),
                    "expected the whole model's state dict"),
-    "crop vs pos_embed": (lambda f: _yaml(f, lambda d: d.update(crop_size=64)),
+    "crop vs pos_embed": (lambda f: edit_yaml(f, lambda d: d.update(crop_size=64)),
                           "wrong shape pos_embed (1, 5, 384) (expected (1, 17, 384))"),
-    "deit tiny": (lambda f: _yaml(f, lambda d: d["model"].update(encoder_name="deit_tscam_tiny_patch16_224")),
+    "deit tiny": (lambda f: edit_yaml(f, lambda d: d["model"].update(encoder_name="deit_tscam_tiny_patch16_224")),
                   "encoder 'deit_tscam_tiny_patch16_224' is not supported (one of deit_tscam_small_patch16_224)"),
-    "std arch": (lambda f: _yaml(f, lambda d: d["model"].update(arch="STDClassifier", encoder_name="resnet50")),
+    "std arch": (lambda f: edit_yaml(f, lambda d: d["model"].update(arch="STDClassifier", encoder_name="resnet50")),
                  "method TSCAM with model arch 'STDClassifier' (expected TSCAMClassifier)"),
-    "layer 3": (lambda f: _yaml(f, lambda d: d.update(align_atten_to_heatmap_layers="3")),
+    "layer 3": (lambda f: edit_yaml(f, lambda d: d.update(align_atten_to_heatmap_layers="3")),
                 "TS-CAM has layers 1 (the patch-token map) and 2"),
-    "nan": (lambda f: _weights(f, lambda d: d["norm.weight"].fill_(float("nan"))),
+    "nan": (lambda f: edit_weights(f, lambda d: d["norm.weight"].fill_(float("nan"))),
             "non-finite values in backbone.norm.weight"),
 }
 
@@ -85,7 +66,7 @@ def test_bad_input_one_line_nothing_written(cli, template, tmp_path, case):
     out = tmp_path / "out" / "m.pt"
     code, text = cli("import", "reference", folder, "--out", out)
     assert code == 1, text
-    assert words in _one_error_line(text)
+    assert words in one_error_line(text)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
