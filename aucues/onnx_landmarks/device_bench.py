@@ -56,13 +56,17 @@ def _preload_gpu_libraries() -> None:
             continue
 
 
+def _check_kind(kind: str) -> None:
+    if kind not in PROVIDERS:
+        raise AucuesError(f"unknown provider '{kind}'; choose from {', '.join(PROVIDERS)}")
+
+
 def provider_lists(kind: str, max_batch: int, cache: Path) -> dict[str, list]:
     """Per landmark network, ONNX Runtime's provider list for `kind` (cpu, cuda, tensorrt). TensorRT gets
     an FP16 engine with a batch profile 1..max_batch (one engine, no rebuild per batch size), cached."""
     from aucues.onnx_landmarks.models import IO
 
-    if kind not in PROVIDERS:
-        raise AucuesError(f"unknown provider '{kind}'; choose from {', '.join(PROVIDERS)}")
+    _check_kind(kind)
     if kind == "tensorrt":
         Path(cache).mkdir(parents=True, exist_ok=True)
     out = {}
@@ -103,19 +107,20 @@ class _Recording:
 
 
 def face_parity(ref: list, got: list) -> dict:
-    """Same faces (matched nearest-first) and the worst face's mean 68-point distance / outer-eye span."""
-    worst, used = 0.0, set()
-    if len(ref) != len(got):
-        return {"faces_ref": len(ref), "faces": len(got), "same_faces": False, "mean_dist_rel": None}
-    for r in ref:
+    """Same faces and how close: each reference face is matched to the nearest face of `got` by mean
+    68-point distance / its outer-eye span (lm36-lm45); the faces are the same when the counts agree
+    and no two reference faces match one. matches: (ref index, got index, distance) per reference face;
+    mean_dist_rel: the worst matched distance (None when the faces differ)."""
+    matches = []
+    for i, r in enumerate(ref):
         iod = float(np.linalg.norm(r.points[36] - r.points[45])) or 1.0
         d = [float(np.linalg.norm(r.points - g.points, axis=1).mean()) / iod for g in got]
-        j = int(np.argmin(d))
-        if j in used:
-            return {"faces_ref": len(ref), "faces": len(got), "same_faces": False, "mean_dist_rel": None}
-        used.add(j)
-        worst = max(worst, d[j])
-    return {"faces_ref": len(ref), "faces": len(got), "same_faces": True, "mean_dist_rel": round(worst, 5)}
+        if d:
+            j = int(np.argmin(d))
+            matches.append((i, j, round(d[j], 6)))
+    same = len(ref) == len(got) and len({j for _, j, _ in matches}) == len(matches)
+    return {"faces_ref": len(ref), "faces": len(got), "same_faces": same, "matches": matches,
+            "mean_dist_rel": round(max((m[2] for m in matches), default=0.0), 5) if same else None}
 
 
 def _latency(runner, model: str, batch: int, runs: int) -> float:
@@ -152,9 +157,8 @@ def run_landmark_device_bench(providers: tuple[str, ...] = ("cpu", "cuda", "tens
         raise AucuesError("runs and batch sizes must be >= 1")
     if not providers:
         raise AucuesError(f"no provider given; choose from {', '.join(PROVIDERS)}")
-    for k in providers:
-        if k not in PROVIDERS:
-            raise AucuesError(f"unknown provider '{k}'; choose from {', '.join(PROVIDERS)}")
+    for k in providers:  # all of them before any work
+        _check_kind(k)
     paths = [Path(p) for p in (images or available_photos())]
     if not paths:
         raise AucuesError("no images given and no sample photos gathered; run `make setup` or pass IMAGES")
@@ -202,10 +206,11 @@ def run_landmark_device_bench(providers: tuple[str, ...] = ("cpu", "cuda", "tens
         for name, img in photos.items():
             step(f"{kind}: landmarks of {name}")
             faces = lm.detect(img)
+            repeats = max(1, runs // 4)
             t0 = time.perf_counter()
-            for _ in range(max(1, runs // 4)):
+            for _ in range(repeats):
                 lm.detect(img)
-            ms = (time.perf_counter() - t0) * 1000.0 / max(1, runs // 4)
+            ms = (time.perf_counter() - t0) * 1000.0 / repeats
             row = {"provider": kind, "image": name, **face_parity(reference[name], faces), "ms_per_image": round(ms, 2)}
             row["ok"] = bool(row["same_faces"] and row["mean_dist_rel"] is not None and row["mean_dist_rel"] <= PARITY_BAR)
             out["landmarks"].append(row)

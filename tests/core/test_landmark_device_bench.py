@@ -26,6 +26,8 @@ def test_face_parity_measures_the_shift_in_outer_eye_spans():
     got = [_face(pts + 300 + (0, 3)), _face(pts + (1.2, 0))]  # other order, shifted 3 px and 1.2 px
     r = db.face_parity(ref, got)
     assert r["same_faces"] and r["mean_dist_rel"] == pytest.approx(3 / 60, abs=1e-4)
+    assert [m[:2] for m in r["matches"]] == [(0, 1), (1, 0)]
+    assert r["matches"][0][2] == pytest.approx(1.2 / 60, abs=1e-4)
     assert not db.face_parity(ref, got[:1])["same_faces"]
     assert not db.face_parity([_face(pts), _face(pts + 1)], [_face(pts), _face(pts + 300)])["same_faces"]
 

@@ -45,17 +45,16 @@ def _cases(astronaut_path, six_faces_path, aligned_face_path):
 
 
 def assert_parity(ref, got, what):
-    """Same faces (one-to-one by box IoU > 0.5) and mean 68-point distance <= REL_TOL of the eye span."""
+    """Same faces (aucues.onnx_landmarks.device_bench.face_parity: each matched to its nearest) and mean
+    68-point distance <= REL_TOL of the eye span, with the same detection score."""
+    from aucues.onnx_landmarks.device_bench import face_parity
+
+    p = face_parity(ref, got)
     assert len(got) == len(ref), f"{what}: MediaPipe found {len(ref)} faces, ONNX {len(got)}"
-    used = set()
-    for r in ref:
-        iods = float(np.linalg.norm(r.points[36] - r.points[45]))
-        dists = [float(np.linalg.norm(r.points - g.points, axis=1).mean()) / iods for g in got]
-        j = int(np.argmin(dists))
-        assert j not in used, f"{what}: two MediaPipe faces matched one ONNX face"
-        used.add(j)
-        assert dists[j] <= REL_TOL, f"{what}: mean distance {dists[j]:.4f} of the outer-eye span"
-        assert abs(got[j].score - r.score) < 0.02
+    assert p["same_faces"], f"{what}: two MediaPipe faces matched one ONNX face"
+    for i, j, dist in p["matches"]:
+        assert dist <= REL_TOL, f"{what}: mean distance {dist:.4f} of the outer-eye span"
+        assert abs(got[j].score - ref[i].score) < 0.02
 
 
 def test_parity_with_mediapipe(lm, olm, astronaut_path, six_faces_path, aligned_face_path):
