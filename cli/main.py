@@ -55,6 +55,20 @@ def missing_package_message(e: ModuleNotFoundError) -> str:
             f"`pip install {_PIP_NAMES.get(top, top)}`; `aucues doctor` lists what is missing")
 
 
+def _fail(message: str, debug: bool) -> None:
+    """The one `error:` line and exit 1 (the traceback above it only with --debug)."""
+    from rich.markup import escape
+
+    from aucues.cli.common import err_console
+
+    if debug:
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line and a non-zero exit, never a traceback (unless
     `aucues --debug ...` or AUCUES_DEBUG=1, which print it above the line)."""
@@ -65,24 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="aucues")
     except AucuesError as e:
-        from rich.markup import escape
-
-        if debug:
-            import traceback
-
-            traceback.print_exc(file=sys.stderr)
-        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+        _fail(str(e), debug)
     except ModuleNotFoundError as e:  # a dependency absent from this install: one line, not a traceback
-        from rich.markup import escape
-
-        if debug:
-            import traceback
-
-            traceback.print_exc(file=sys.stderr)
-        err_console.print(f"[bold red]error:[/] {escape(missing_package_message(e))}", highlight=False,
-                          soft_wrap=True)
-        sys.exit(1)
+        _fail(missing_package_message(e), debug)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")
         sys.exit(130)

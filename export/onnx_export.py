@@ -84,7 +84,8 @@ def au_info(info: dict) -> dict | None:
     training config stored at the top level or one level down (info["train_config"] first)."""
     if isinstance(info.get("au"), dict):
         return dict(info["au"])
-    # a training run (train/run_folder.py) stores its TrainConfig under "train_config"; other dicts are searched after it
+    # a training run (train/run_folder.py) stores its TrainConfig under "train_config"; other dicts
+    # are searched after it
     nested = [info["train_config"]] if isinstance(info.get("train_config"), dict) else []
     nested += [v for v in info.values() if isinstance(v, dict) and v is not info.get("train_config")]
     for src in [info, *nested]:
