@@ -21,7 +21,8 @@ def serve_ratios(rows: list[dict]) -> list[dict]:
     pairs = [("triton-dynamic", "inprocess", "Triton (dynamic batching) / in-process throughput"),
              ("triton", "inprocess", "Triton / in-process throughput"),
              ("triton-dynamic", "triton-nobatch", "dynamic batching / no batching throughput"),
-             ("triton-onnx-landmarks", "triton-dynamic", "served ONNX landmark models / MediaPipe in preprocess throughput")]
+             ("triton-onnx-landmarks", "triton-dynamic",
+              "served ONNX landmark models / MediaPipe in preprocess throughput")]
     for c in sorted({r["concurrency"] for r in rows}):
         for a, b, what in pairs:
             ra, rb = by.get((a, c)), by.get((b, c))
@@ -66,8 +67,8 @@ def write_serve_results(payload: dict, out_dir: str | Path) -> dict[str, str]:
          f"{payload['config']['protocol']}, load average {', '.join(f'{v:.2f}' for v in payload['load_avg'])}\n\n"
     md += markdown_table(rows, ["variant", "concurrency", "rounds", "requests", "errors", "throughput_per_s", "p50_ms",
                                 "p90_ms", "p99_ms"])
-    md += "\n## Ratios (same run)\n\n" + markdown_table(payload["ratios"], ["ratio", "concurrency", "value", "paired", "per_round",
-                                                            "by_cpu"])
+    md += "\n## Ratios (same run)\n\n"
+    md += markdown_table(payload["ratios"], ["ratio", "concurrency", "value", "paired", "per_round", "by_cpu"])
     md += "\nvalue = ratio of the throughputs over all rounds; paired = median of the per-round ratios " \
           "(the variants' windows alternate, so each round's pair ran minutes apart at most); by_cpu = CPU ms " \
           "per request of the second variant over the first's, the throughput ratio of a CPU-bound host.\n"

@@ -187,6 +187,7 @@ def convert(folder):
                           f"(expected {conv.arch})")
     encoder, head = read_weights(folder, whole=spec.arch != STD_ARCH)
     result = conv.convert(encoder, head, spec)
+    # a dict, so that the converter's fields may replace these (TS-CAM: backbone "tscam", not the encoder)
     mc = ModelConfig(**{"backbone": spec.encoder, "num_classes": spec.num_classes, "large_maps": spec.large_maps,
                         "weights": "random",
                         "self_attention_layers": spec.au_layers if spec.self_attention else (),

@@ -14,8 +14,9 @@ attention averaged over heads and summed over the 12 blocks. So the import is a 
 
 AU-loss layers: the reference numbers TS-CAM's aligned maps by its feature list [input, patch-token map
 after the final LayerNorm, semantic-agnostic attention], so its layer 1 is aucues' layer 5 (that map
-taken just before the final LayerNorm, train/models/patch_tokens.py) and its layer 2 is the semantic-agnostic attention, which has no aucues layer number;
-the checkpoint's `au.layers` gives aucues' numbering, `reference.au_layers` the reference's."""
+taken just before the final LayerNorm, train/models/patch_tokens.py) and its layer 2 is the
+semantic-agnostic attention, which has no aucues layer number; the checkpoint's `au.layers` gives
+aucues' numbering, `reference.au_layers` the reference's."""
 
 from __future__ import annotations
 

@@ -211,8 +211,9 @@ def run_landmark_device_bench(providers: tuple[str, ...] = ("cpu", "cuda", "tens
             for _ in range(repeats):
                 lm.detect(img)
             ms = (time.perf_counter() - t0) * 1000.0 / repeats
-            row = {"provider": kind, "image": name, **face_parity(reference[name], faces), "ms_per_image": round(ms, 2)}
-            row["ok"] = bool(row["same_faces"] and row["mean_dist_rel"] is not None and row["mean_dist_rel"] <= PARITY_BAR)
+            row = {"provider": kind, "image": name, **face_parity(reference[name], faces),
+                   "ms_per_image": round(ms, 2)}
+            row["ok"] = bool(row["same_faces"] and row["mean_dist_rel"] <= PARITY_BAR)  # same faces: a distance
             out["landmarks"].append(row)
         runner.close()
     out["parity_ok"] = bool(out["landmarks"]) and all(r["ok"] for r in out["landmarks"])
@@ -223,7 +224,8 @@ def write_landmark_device_results(payload: dict, out_dir: str | Path) -> dict[st
     from aucues.benchmark import line_plot, markdown_table, write_results
 
     md = "# aucues bench landmarks\n\nThe ONNX landmark networks per ONNX Runtime provider; parity against ONNX " \
-         f"Runtime on the CPU (bar: mean 68-point distance <= {PARITY_BAR:.0%} of the outer-eye distance, same faces).\n\n"
+         f"Runtime on the CPU (bar: mean 68-point distance <= {PARITY_BAR:.0%} of the outer-eye distance, " \
+         "same faces).\n\n"
     md += markdown_table(payload["providers"], ["provider", "status", "sessions"])
     if payload["latency"]:
         md += "\n## Latency per network (median)\n\n"
